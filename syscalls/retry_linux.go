@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"errors"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,3 +26,8 @@ func retryN[T any](fn func() (T, error)) (T, error) {
 		}
 	}
 }
+
+func errorIs(err, target error) bool { return errors.Is(err, target) }
+
+// uintptrOf returns the address of the first element of a non-empty slice.
+func uintptrOf(s []uint32) uintptr { return uintptr(unsafe.Pointer(&s[0])) }

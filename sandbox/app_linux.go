@@ -1,0 +1,501 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinfold/pinfold/cgroup"
+	"github.com/pinfold/pinfold/sandbox/initstage"
+	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/vfs"
+)
+
+// App is one sandboxed app. Its methods are safe for concurrent use.
+type App struct {
+	// ID is unique among apps of all supervisors sharing a state dir.
+	ID   string
+	Name string
+
+	sup     *Supervisor
+	spec    Spec
+	life    *lifecycle
+	cleanup cleanupStack
+
+	cmd    *exec.Cmd
+	pid    int
+	pidfd  int
+	cg     cgroup.Cgroup
+	ch     *initstage.Channel
+	record *recordFile
+
+	// exited is closed once the app's pid 1 has been reaped; waitErr
+	// is what exec.Cmd.Wait said.
+	exited  chan struct{}
+	waitErr error
+
+	started  time.Time
+	phases   []Phase
+	lastMark time.Time
+	timedOut atomic.Bool
+	timer    *time.Timer
+
+	finishOnce sync.Once
+	exit       *Exit
+}
+
+// Exit describes how an app ended.
+type Exit struct {
+	// Code is the exit code when the app exited normally, else -1.
+	Code int `json:"code"`
+	// Signal is the signal that killed the app, 0 when it exited.
+	Signal syscall.Signal `json:"signal,omitempty"`
+	// OOMKilled reports that the kernel's OOM killer killed a process of
+	// the app (its memory limit was hit).
+	OOMKilled bool `json:"oomKilled"`
+	// TimedOut reports that the app was killed at its wall-time limit.
+	TimedOut bool `json:"timedOut"`
+
+	Wall      time.Duration `json:"wallNs"`
+	CPUUser   time.Duration `json:"cpuUserNs"`
+	CPUSystem time.Duration `json:"cpuSystemNs"`
+	// MemoryPeak is the highest memory use of the app's cgroup in bytes.
+	MemoryPeak uint64 `json:"memoryPeakBytes"`
+	PidsPeak   uint64 `json:"pidsPeak"`
+	// StatsErr is set when the cgroup statistics could not be read.
+	StatsErr string `json:"statsError,omitempty"`
+}
+
+// ExitCode is the status a shell would report, like docker run: the app's
+// own code, or 128+N when signal N killed it.
+func (e *Exit) ExitCode() int {
+	if e.Signal != 0 {
+		return 128 + int(e.Signal)
+	}
+	return e.Code
+}
+
+// StartError is a failure to create or start an app. Everything acquired
+// up to the failure has been released; Cleanup says how that went.
+type StartError struct {
+	Err     error
+	Cleanup Report
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Create builds the sandbox and stops before running the app's command
+// (state Ready); Start runs it.
+func (s *Supervisor) Create(spec Spec) (*App, error) {
+	return s.create(spec, true)
+}
+
+// Start builds the sandbox and runs the app's command at once (state
+// Running), without the extra round trip of Create followed by App.Start.
+func (s *Supervisor) Start(spec Spec) (*App, error) {
+	return s.create(spec, false)
+}
+
+func (s *Supervisor) create(spec Spec, waitStart bool) (_ *App, err error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{
+		lastMark: time.Now(),
+		ID:     newID(),
+		Name:   spec.Name,
+		sup:    s,
+		spec:   spec,
+		life:   newLifecycle(),
+		pidfd:  -1,
+		exited: make(chan struct{}),
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error while creating the sandbox: %v\n%s", p, debug.Stack())
+		}
+		if err != nil {
+			err = &StartError{Err: err, Cleanup: a.abort()}
+		}
+	}()
+	if err := a.build(waitStart); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// build acquires every resource in order, registering each release as it
+// goes, and runs the init stage up to ready (and exec unless waitStart).
+func (a *App) build(waitStart bool) error {
+	s, spec := a.sup, &a.spec
+
+	var bpf []byte
+	var seccompFlags uint
+	if spec.Seccomp != nil {
+		prog, release, err := s.seccompProgram(spec)
+		if err != nil {
+			return fmt.Errorf("compiling seccomp profile: %w", err)
+		}
+		a.cleanup.add(ResSeccomp, prog.Hash, release)
+		bpf, seccompFlags = prog.Insns, prog.Flags
+	}
+	a.mark("seccomp program")
+
+	plan, err := vfs.NewPlan(spec.Filesystem)
+	if err != nil {
+		return fmt.Errorf("planning filesystem: %w", err)
+	}
+	cfg, err := a.initConfig(plan, waitStart, seccompFlags)
+	if err != nil {
+		return err
+	}
+	a.mark("filesystem plan")
+
+	// The state record exists before anything it describes.
+	rec := s.self
+	rec.Version, rec.ID, rec.Name, rec.Created = recordVersion, a.ID, a.Name, time.Now()
+	recPath := filepath.Join(s.appsDir, a.ID+".json")
+	rf, err := writeRecord(recPath, &rec, nil)
+	if err != nil {
+		return err
+	}
+	a.record = rf
+	a.cleanup.add(ResStateRecord, recPath, func() error { return a.record.remove() })
+	a.mark("state record")
+
+	cg, err := s.cgroups.New(cgroup.Config{Name: s.opts.CgroupParent + "/" + a.ID, Resources: spec.Resources})
+	if err != nil {
+		return fmt.Errorf("creating cgroup: %w", err)
+	}
+	a.cg = cg
+	a.cleanup.add(ResCgroup, s.opts.CgroupParent+"/"+a.ID, func() error {
+		kerr := cg.Kill(context.Background())
+		derr := cg.Delete()
+		return errors.Join(kerr, derr, cg.Close())
+	})
+	paths := cg.Paths()
+	rec.Cgroup = &paths
+	a.mark("cgroup")
+	if a.record, err = writeRecord(recPath, &rec, a.record); err != nil {
+		return err
+	}
+	a.mark("state record")
+
+	if err := a.spawn(); err != nil {
+		return err
+	}
+	a.mark("clone init stage")
+	if err := a.life.to(Initializing); err != nil {
+		return err
+	}
+	if err := cg.AddProc(a.pid); err != nil {
+		return fmt.Errorf("adding init stage to its cgroup: %w", err)
+	}
+	a.mark("cgroup attach")
+
+	fds := make([]int, len(spec.ExtraFiles))
+	for i, f := range spec.ExtraFiles {
+		fds[i] = int(f.Fd())
+	}
+	if err := a.ch.SendGo(cfg, bpf, fds); err != nil {
+		return err
+	}
+	if err := a.ch.WaitReady(); err != nil {
+		return a.initFailure(err)
+	}
+	a.mark("init stage")
+	if err := a.life.to(Ready); err != nil {
+		return err
+	}
+	if waitStart {
+		return nil
+	}
+	return a.execAndRun()
+}
+
+// spawn clones the init stage into its namespaces and cgroup, from the
+// supervisor's spawner thread.
+func (a *App) spawn() error {
+	s, spec := a.sup, &a.spec
+	parentEnd, childEnd, err := syscalls.SeqpacketPair()
+	if err != nil {
+		return err
+	}
+	a.ch = initstage.NewChannel(parentEnd)
+	a.cleanup.add(ResSyncSocket, "init channel", a.ch.Close)
+	defer childEnd.Close()
+
+	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS)
+	if spec.Namespaces.UTS {
+		flags |= syscall.CLONE_NEWUTS
+	}
+	if spec.Namespaces.IPC {
+		flags |= syscall.CLONE_NEWIPC
+	}
+	if spec.Namespaces.Net {
+		flags |= syscall.CLONE_NEWNET
+	}
+	pidfd := -1
+	attr := &syscall.SysProcAttr{
+		Cloneflags: flags,
+		Setsid:     true,
+		Pdeathsig:  syscall.SIGKILL,
+		PidFD:      &pidfd,
+	}
+	if u := spec.Namespaces.User; u != nil {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = idMaps(u.UIDMappings)
+		attr.GidMappings = idMaps(u.GIDMappings)
+		attr.GidMappingsEnableSetgroups = true
+	}
+	if fd, ok := a.cg.CgroupFD(); ok {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = fd
+	}
+	cmd := &exec.Cmd{
+		Path:        s.opts.InitPath,
+		Args:        append([]string{"pinfold-init"}, s.opts.InitArgs...),
+		Env:         []string{},
+		Dir:         "/",
+		Stdin:       spec.Stdin,
+		Stdout:      spec.Stdout,
+		Stderr:      spec.Stderr,
+		ExtraFiles:  []*os.File{childEnd},
+		SysProcAttr: attr,
+	}
+	s.onSpawnThread(func() { err = cmd.Start() })
+	if err != nil {
+		return fmt.Errorf("starting init stage %s: %w", s.opts.InitPath, err)
+	}
+	a.cmd, a.pid, a.pidfd = cmd, cmd.Process.Pid, pidfd
+	a.cleanup.add(ResPidFD, fmt.Sprint(pidfd), func() error { return syscalls.Close(pidfd) })
+	go func() {
+		a.waitErr = cmd.Wait()
+		close(a.exited)
+	}()
+	a.cleanup.add(ResProcess, fmt.Sprint(a.pid), func() error {
+		a.killProcess()
+		select {
+		case <-a.exited:
+			return nil
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("pid %d not reaped 30s after SIGKILL", a.pid)
+		}
+	})
+	return nil
+}
+
+func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, x := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(x.ContainerID), HostID: int(x.HostID), Size: int(x.Size)}
+	}
+	return out
+}
+
+// initFailure turns a failure reported by (or the death of) the init stage
+// into an error naming the step.
+func (a *App) initFailure(err error) error {
+	if errors.Is(err, initstage.ErrInitDied) {
+		<-a.exited
+		if a.cmd.ProcessState != nil {
+			return fmt.Errorf("sandbox init: init stage died (%s) before reporting", a.cmd.ProcessState)
+		}
+	}
+	return err
+}
+
+// execAndRun lets the init stage exec the app and waits for the execve.
+func (a *App) execAndRun() error {
+	if err := a.ch.WaitExec(); err != nil {
+		return a.initFailure(err)
+	}
+	a.mark("exec")
+	a.started = time.Now()
+	if err := a.life.to(Running); err != nil {
+		return err
+	}
+	if d := a.spec.WallTime; d > 0 {
+		a.timer = time.AfterFunc(d, func() {
+			a.timedOut.Store(true)
+			_ = a.Kill()
+		})
+		a.cleanup.add(ResTimer, d.String(), func() error { a.timer.Stop(); return nil })
+	}
+	return nil
+}
+
+// Start runs the command of an app made with Create.
+func (a *App) Start() error {
+	if err := a.life.require("start", Ready); err != nil {
+		return err
+	}
+	if err := a.ch.Start(); err != nil {
+		return err
+	}
+	if err := a.execAndRun(); err != nil {
+		a.finish()
+		return err
+	}
+	return nil
+}
+
+// Pid returns the app's pid 1 as seen from the supervisor.
+func (a *App) Pid() int { return a.pid }
+
+// State returns where the app is in its lifecycle.
+func (a *App) State() State { return a.life.get() }
+
+// Signal sends sig to the app's pid 1. As pid 1 of its namespace, the app
+// receives only signals it installed a handler for (SIGKILL aside).
+func (a *App) Signal(sig syscall.Signal) error {
+	if err := a.life.require("signal", Running); err != nil {
+		return err
+	}
+	if err := syscalls.PidfdSendSignal(a.pidfd, sig); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil // exited meanwhile
+		}
+		return fmt.Errorf("signalling app %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// Kill kills every process of the app (the whole cgroup, so a fork storm
+// cannot escape) and returns when they are gone.
+func (a *App) Kill() error {
+	st := a.life.get()
+	if st == Creating || st == Cleaned {
+		return fmt.Errorf("%w: cannot kill an app that is %s", ErrWrongState, st)
+	}
+	a.killProcess()
+	if a.cg == nil {
+		return nil
+	}
+	if err := a.cg.Kill(context.Background()); err != nil {
+		return fmt.Errorf("killing app %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// killProcess SIGKILLs pid 1, which takes its whole pid namespace with it.
+func (a *App) killProcess() {
+	if a.pidfd >= 0 {
+		_ = syscalls.PidfdSendSignal(a.pidfd, syscall.SIGKILL)
+	}
+}
+
+// Stop asks the app to terminate with SIGTERM and kills everything if it
+// has not exited after grace.
+func (a *App) Stop(grace time.Duration) error {
+	if err := a.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-a.exited:
+		return nil
+	case <-time.After(grace):
+		return a.Kill()
+	}
+}
+
+// Done is closed when the app's pid 1 has exited.
+func (a *App) Done() <-chan struct{} { return a.exited }
+
+// Wait waits for the app to exit and describes how it ended.
+func (a *App) Wait() (*Exit, error) {
+	if err := a.life.require("wait for", Running, Exited); err != nil {
+		return nil, err
+	}
+	<-a.exited
+	a.finish()
+	return a.exit, nil
+}
+
+// finish records the exit once: status, cgroup statistics (before the
+// cgroup is deleted) and the transition to Exited.
+func (a *App) finish() {
+	a.finishOnce.Do(func() {
+		if a.pid > 0 {
+			<-a.exited
+		}
+		e := &Exit{Code: -1, TimedOut: a.timedOut.Load()}
+		if !a.started.IsZero() {
+			e.Wall = time.Since(a.started)
+		}
+		if ps := a.cmd; ps != nil && ps.ProcessState != nil {
+			if ws, ok := ps.ProcessState.Sys().(syscall.WaitStatus); ok {
+				switch {
+				case ws.Exited():
+					e.Code = ws.ExitStatus()
+				case ws.Signaled():
+					e.Signal = ws.Signal()
+				}
+			}
+		}
+		if a.cg != nil {
+			if st, err := a.cg.Stats(); err != nil {
+				e.StatsErr = err.Error()
+			} else {
+				e.OOMKilled = st.OOMKills > 0
+				e.CPUUser, e.CPUSystem = st.CPUUser, st.CPUSystem
+				e.MemoryPeak, e.PidsPeak = st.MemoryPeak, st.PidsPeak
+			}
+		}
+		a.exit = e
+		_ = a.life.to(Exited)
+	})
+}
+
+// abort is the failure path of create: kill whatever runs, then release.
+func (a *App) abort() Report {
+	if a.pid > 0 {
+		a.killProcess()
+	}
+	a.finish()
+	rep := a.cleanup.run()
+	_ = a.life.to(Cleaned)
+	return rep
+}
+
+// Close releases everything the app holds, killing it first if it still
+// runs, and reports each release. Calling it again returns the same report.
+func (a *App) Close() Report {
+	if st := a.life.get(); st != Exited && st != Cleaned {
+		a.killProcess()
+		if a.cg != nil {
+			_ = a.cg.Kill(context.Background())
+		}
+	}
+	a.finish()
+	rep := a.cleanup.run()
+	_ = a.life.to(Cleaned)
+	return rep
+}
+
+// Phase is one step of building a sandbox and how long it took.
+type Phase struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"durationNs"`
+}
+
+func (a *App) mark(name string) {
+	now := time.Now()
+	a.phases = append(a.phases, Phase{Name: name, Duration: now.Sub(a.lastMark)})
+	a.lastMark = now
+}
+
+// StartPhases reports how long each step of building and starting the
+// sandbox took, in order.
+func (a *App) StartPhases() []Phase { return a.phases }

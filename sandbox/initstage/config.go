@@ -1,0 +1,73 @@
+package initstage
+
+import (
+	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/vfs"
+)
+
+// Config is everything the init stage does, decided by the supervisor. It is
+// plain data: the init stage makes no policy decisions of its own.
+type Config struct {
+	Version int `json:"version"`
+
+	// Args, Env and Cwd describe the app's process. Args[0] is resolved
+	// against PATH from Env inside the new root when it has no slash.
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Cwd  string   `json:"cwd"`
+
+	// RootDir is an existing empty host directory the new root is mounted
+	// on inside the sandbox's own mount namespace; Plan builds the root.
+	RootDir string    `json:"rootDir"`
+	Plan    *vfs.Plan `json:"plan"`
+
+	// Hostname is set when the sandbox has its own UTS namespace.
+	Hostname string `json:"hostname,omitempty"`
+	// Loopback brings lo up (the sandbox has its own network namespace).
+	Loopback bool `json:"loopback,omitempty"`
+	// CgroupNS unshares a cgroup namespace rooted at the app's cgroup.
+	CgroupNS bool `json:"cgroupNS,omitempty"`
+
+	UID            uint32   `json:"uid"`
+	GID            uint32   `json:"gid"`
+	AdditionalGIDs []uint32 `json:"additionalGids,omitempty"`
+	// Caps are the capabilities the app keeps in every set (bounding,
+	// permitted, effective, inheritable, ambient); empty means none.
+	Caps    []uint            `json:"caps,omitempty"`
+	Rlimits []syscalls.Rlimit `json:"rlimits,omitempty"`
+
+	// NumFDs app descriptors arrive with the go message and are placed at
+	// 3, 4, ... in order.
+	NumFDs int `json:"numFds,omitempty"`
+
+	// WaitStart makes the init stage stop after 'ready' until the
+	// supervisor sends 'start' (create/start split). Otherwise it goes on
+	// to exec at once.
+	WaitStart bool `json:"waitStart,omitempty"`
+
+	// SeccompFlags are passed to seccomp(2) with the program that follows
+	// the config in the go message; no program means no filter.
+	SeccompFlags uint `json:"seccompFlags,omitempty"`
+}
+
+// Steps named in errors. The vfs package names its own steps.
+const (
+	StepReceive    = "receive config"
+	StepCgroupNS   = "unshare cgroup namespace"
+	StepHostname   = "sethostname"
+	StepLoopback   = "bring up lo"
+	StepRlimit     = "setrlimit"
+	StepFDs        = "place fds"
+	StepBounding   = "drop capability bounding set"
+	StepSetgroups  = "setgroups"
+	StepSetgid     = "setresgid"
+	StepSetuid     = "setresuid"
+	StepPdeathsig  = "set parent death signal"
+	StepCaps       = "capset"
+	StepNoNewPrivs = "no_new_privs"
+	StepChdir      = "chdir"
+	StepReady      = "report ready"
+	StepStart      = "wait for start"
+	StepSeccomp    = "seccomp"
+	StepExec       = "exec"
+)

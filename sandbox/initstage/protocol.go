@@ -1,0 +1,146 @@
+package initstage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// The sync protocol between the supervisor and the init stage.
+//
+// The init stage is started with one end of a SOCK_SEQPACKET|SOCK_CLOEXEC
+// socketpair as fd 3 (SyncFD). Every message is one packet whose first byte is
+// its type. Because the socket is close-on-exec, the supervisor reads EOF at
+// the moment execve of the app succeeds; a message after "ready" can only be
+// an error.
+//
+//	supervisor                                           init stage (pid 1 of the new namespaces)
+//	    | clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET[|NEWUSER]) into the cgroup (v2)
+//	    | add pid to the v1 cgroups                                         |
+//	    |--- 'G' go: u32 len | config JSON | seccomp BPF  + SCM_RIGHTS fds ->|
+//	    |                                 unshare(CLONE_NEWCGROUP), rootfs, pivot_root,
+//	    |                                 hostname, lo up, rlimits, fds, bounding set,
+//	    |                                 setgroups/setresgid/setresuid, pdeathsig,
+//	    |                                 capset, no_new_privs, resolve the command
+//	    |<-- 'R' ready ------------------------------------------------------|
+//	    |--- 'S' start (only when Config.WaitStart) ------------------------->|
+//	    |                                 seccomp(TSYNC), execve
+//	    |<-- EOF (execve succeeded) -----------------------------------------|
+//	    |<-- 'E' error: JSON {step, errno, message}; then the init exits 255 |
+//
+// Any step may fail; the init stage reports the first failure and exits. The
+// supervisor never trusts anything after the app could have run (after
+// 'R'): an 'E' after 'R' is only accepted until EOF and only as an exec
+// failure report, since the app has not been exec'd yet when it is sent.
+const (
+	msgGo    byte = 'G'
+	msgReady byte = 'R'
+	msgStart byte = 'S'
+	msgError byte = 'E'
+)
+
+// ProtocolVersion is bumped whenever Config or the framing changes
+// incompatibly; supervisor and init stage must agree on it.
+const ProtocolVersion = 1
+
+// SyncFD is the descriptor the init stage finds its sync socket at.
+const SyncFD = 3
+
+// maxMessage bounds what either side accepts in one packet.
+const maxMessage = 4 << 20
+
+// Arg is the first argument that selects the init-stage role when a binary
+// that also has other roles (pinfold itself, a test binary) is re-executed.
+const Arg = "__pinfold_init"
+
+// encodeGo frames the go message: type, config length, config JSON, BPF.
+func encodeGo(cfg *Config, bpf []byte) ([]byte, error) {
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding init config: %w", err)
+	}
+	msg := make([]byte, 0, 5+len(js)+len(bpf))
+	msg = append(msg, msgGo)
+	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(js)))
+	msg = append(msg, js...)
+	msg = append(msg, bpf...)
+	if len(msg) > maxMessage {
+		return nil, fmt.Errorf("init config is %d bytes, more than the %d the sync channel carries", len(msg), maxMessage)
+	}
+	return msg, nil
+}
+
+// decodeGo is the inverse of encodeGo.
+func decodeGo(msg []byte) (*Config, []byte, error) {
+	if len(msg) < 5 || msg[0] != msgGo {
+		return nil, nil, errors.New("malformed go message")
+	}
+	n := binary.LittleEndian.Uint32(msg[1:5])
+	if uint64(n) > uint64(len(msg)-5) {
+		return nil, nil, errors.New("malformed go message: config length out of range")
+	}
+	var cfg Config
+	if err := json.Unmarshal(msg[5:5+n], &cfg); err != nil {
+		return nil, nil, fmt.Errorf("decoding init config: %w", err)
+	}
+	if cfg.Version != ProtocolVersion {
+		return nil, nil, fmt.Errorf("init stage speaks protocol %d, supervisor sent %d: pinfold and pinfold-init are from different builds", ProtocolVersion, cfg.Version)
+	}
+	return &cfg, msg[5+n:], nil
+}
+
+// wireError is the payload of an error message.
+type wireError struct {
+	Step    string `json:"step"`
+	Errno   int    `json:"errno,omitempty"`
+	Message string `json:"message"`
+}
+
+func encodeError(step string, err error) []byte {
+	we := wireError{Step: step, Message: err.Error()}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		we.Errno = int(errno)
+		we.Message = errno.Error()
+	}
+	return encodeWire(we)
+}
+
+func encodeWire(we wireError) []byte {
+	js, _ := json.Marshal(we)
+	return append([]byte{msgError}, js...)
+}
+
+// Error is a failure of one step of the init stage, as reported to the
+// supervisor: "sandbox init: pivot_root: invalid argument".
+type Error struct {
+	Step  string
+	Errno syscall.Errno
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	return "sandbox init: " + e.Step + ": " + e.Msg
+}
+
+// Unwrap exposes the errno so callers can use errors.Is(err, syscall.ENOENT).
+func (e *Error) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+// IsExecStep reports whether the failure was in finding or executing the
+// app's command (as opposed to setting up the sandbox).
+func (e *Error) IsExecStep() bool { return e.Step == StepExec }
+
+func decodeError(msg []byte) *Error {
+	var we wireError
+	if err := json.Unmarshal(msg[1:], &we); err != nil || we.Step == "" {
+		return &Error{Step: "protocol", Msg: fmt.Sprintf("malformed error message from init stage (%d bytes)", len(msg))}
+	}
+	return &Error{Step: we.Step, Errno: syscall.Errno(we.Errno), Msg: we.Message}
+}

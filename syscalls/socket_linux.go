@@ -1,0 +1,83 @@
+package syscalls
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// SeqpacketPair returns a connected pair of close-on-exec AF_UNIX
+// SOCK_SEQPACKET sockets: message boundaries are kept and a closed peer reads
+// as EOF, which is what the supervisor/init-stage sync channel relies on.
+func SeqpacketPair() (a, b *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
+}
+
+// SendMsg sends one message on a SOCK_SEQPACKET socket, with fds attached as
+// SCM_RIGHTS when there are any.
+func SendMsg(fd int, msg []byte, fds []int) error {
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return os.NewSyscallError("sendmsg", retry(func() error {
+		return unix.Sendmsg(fd, msg, oob, nil, unix.MSG_NOSIGNAL)
+	}))
+}
+
+// RecvMsg receives one message into buf, returning its length and any fds
+// that came with it (close-on-exec). n == 0 with no error means the peer
+// closed the socket. A message larger than buf is an error (MSG_TRUNC), never
+// silently cut.
+func RecvMsg(fd int, buf []byte, maxFDs int) (n int, fds []int, err error) {
+	var oob []byte
+	if maxFDs > 0 {
+		oob = make([]byte, unix.CmsgSpace(4*maxFDs))
+	}
+	var oobn, flags int
+	err = retry(func() error {
+		var e error
+		n, oobn, flags, _, e = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return e
+	})
+	if err != nil {
+		return 0, nil, os.NewSyscallError("recvmsg", err)
+	}
+	if oobn > 0 {
+		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if perr != nil {
+			return 0, nil, os.NewSyscallError("recvmsg", perr)
+		}
+		for _, m := range msgs {
+			got, perr := unix.ParseUnixRights(&m)
+			if perr != nil {
+				continue
+			}
+			fds = append(fds, got...)
+		}
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		return 0, nil, os.NewSyscallError("recvmsg", unix.EMSGSIZE)
+	}
+	return n, fds, nil
+}
+
+// PeekMsgSize returns the size of the next message on a SOCK_SEQPACKET socket
+// without consuming it.
+func PeekMsgSize(fd int) (int, error) {
+	n, err := retryN(func() (int, error) {
+		n, _, e := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		return n, e
+	})
+	if err != nil {
+		return 0, os.NewSyscallError("recvfrom", err)
+	}
+	return n, nil
+}
