@@ -318,3 +318,14 @@ func RlimitNumber(name string) (int, bool) {
 
 // SignalName returns "SIGKILL" for syscall.SIGKILL, or "" when unknown.
 func SignalName(s syscall.Signal) string { return unix.SignalName(s) }
+
+// Wait4 waits for child pid to exit and reaps it.
+func Wait4(pid int) (syscall.WaitStatus, *unix.Rusage, error) {
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	_, err := retryN(func() (int, error) { return unix.Wait4(pid, &ws, 0, &ru) })
+	if err != nil {
+		return 0, nil, os.NewSyscallError("wait4", err)
+	}
+	return syscall.WaitStatus(ws), &ru, nil
+}

@@ -1,8 +1,12 @@
-// Package seccomp owns pinfold's seccomp policies: the default profile, loading
-// OCI/Docker JSON profiles as-is (specs.LinuxSeccomp), compiling a profile to a
-// BPF program with libseccomp, and caching compiled programs keyed by content so
-// a sandbox start never pays for compilation twice.
+// Package seccomp owns pinfold's seccomp policies: the default profile
+// (Default, DefaultFor), loading and validating OCI seccomp profiles such as
+// Docker's default profile in OCI form (LoadFile, Parse, Validate), compiling
+// a profile to a classic BPF program with libseccomp (Compile), and caching
+// compiled programs in memory and on disk, keyed by content, so that a
+// sandbox start never pays for compilation twice (Cache).
 //
-// Loading a compiled program into a process is not done here: the init stage
-// installs the raw BPF with syscalls.SetSeccompFilter and needs no libseccomp.
+// It is the only package in pinfold that uses cgo (libseccomp). It does not
+// install filters: the init stage installs a Program's raw BPF with
+// syscalls.SetSeccompFilter, which needs no libseccomp, and it does not serve
+// user notifications. docs/seccomp.md explains the default profile.
 package seccomp

@@ -1,0 +1,121 @@
+package vfs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkApply applies the default plan b.N times, each in a fresh
+// sandbox (new namespaces, like the init stage), and reports the median time
+// spent inside Apply ("apply-ns", the number to read; ns/op also counts
+// spawning the helper) and, per kind of step, the median cost of one step
+// and how many the plan has. Run with -benchtime=200x for stable medians.
+func BenchmarkApply(b *testing.B) {
+	for _, userNS := range []bool{false, true} {
+		b.Run(fmt.Sprintf("userns=%v", userNS), func(b *testing.B) {
+			if testing.Short() {
+				b.Skip("spawns sandboxes")
+			}
+			requireSandboxB(b)
+			spec := DefaultSpec()
+			spec.UserNS = userNS
+			plan, err := NewPlan(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			root := mkdirPublic(b)
+			var total, decode []time.Duration
+			per := map[string][]time.Duration{} // label -> every step's duration
+			count := map[string]int{}           // label -> steps per apply
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rep := runHelper(b, nsConfig{userNS: userNS}, helperRequest{Plan: plan, RootDir: root})
+				if rep.ApplyErr != "" {
+					b.Fatalf("Apply: %s", rep.ApplyErr)
+				}
+				total = append(total, time.Duration(rep.ApplyNS))
+				decode = append(decode, time.Duration(rep.DecodeNS))
+				n := map[string]int{}
+				for _, e := range rep.Trace {
+					per[e.Label] = append(per[e.Label], time.Duration(e.NS))
+					n[e.Label]++
+				}
+				for l, c := range n {
+					count[l] = c
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(median(total).Nanoseconds()), "apply-ns")
+			b.ReportMetric(float64(median(decode).Nanoseconds()), "decode-ns")
+			var labels []string
+			for l := range per {
+				labels = append(labels, l)
+			}
+			sort.Slice(labels, func(i, j int) bool {
+				return median(per[labels[i]])*time.Duration(count[labels[i]]) > median(per[labels[j]])*time.Duration(count[labels[j]])
+			})
+			var sb strings.Builder
+			fmt.Fprintf(&sb, "median Apply %v over %d sandboxes (plus %v to decode the plan's JSON in the fresh process)\n", median(total), len(total), median(decode))
+			fmt.Fprintf(&sb, "per step kind: median of one step x steps per Apply = share\n")
+			for _, l := range labels {
+				m := median(per[l])
+				fmt.Fprintf(&sb, "  %-30s %8v x %2d = %8v\n", l, m, count[l], m*time.Duration(count[l]))
+			}
+			if b.N > 1 {
+				// b.Log output is cut at a few lines; this is the report.
+				fmt.Fprint(os.Stderr, sb.String())
+			}
+		})
+	}
+}
+
+func requireSandboxB(b *testing.B) {
+	b.Helper()
+	if reason := sandboxUnavailable(); reason != "" {
+		b.Skip(reason)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// BenchmarkNewPlan is the host-side cost, paid once per policy.
+func BenchmarkNewPlan(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := NewPlan(DefaultSpec()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPlanDecode is what the init stage pays to decode the default
+// plan from JSON before Apply.
+func BenchmarkPlanDecode(b *testing.B) {
+	plan, err := NewPlan(DefaultSpec())
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := json.Marshal(plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(js)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var p Plan
+		if err := json.Unmarshal(js, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
