@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -32,7 +30,7 @@ type App struct {
 	life    *lifecycle
 	cleanup cleanupStack
 
-	cmd    *exec.Cmd
+	stdio  *stdio
 	pid    int
 	pidfd  int
 	cg     cgroup.Cgroup
@@ -42,6 +40,7 @@ type App struct {
 	// exited is closed once the app's pid 1 has been reaped; waitErr
 	// is what exec.Cmd.Wait said.
 	exited  chan struct{}
+	status  syscall.WaitStatus
 	waitErr error
 
 	started  time.Time
@@ -162,9 +161,16 @@ func (a *App) build(waitStart bool) error {
 	}
 	a.mark("filesystem plan")
 
-	// The state record exists before anything it describes.
+	// The state record, with the cgroup paths, exists before anything it
+	// describes, so a supervisor killed at any point leaves nothing that
+	// Recover cannot find.
+	cgcfg := cgroup.Config{Name: s.opts.CgroupParent + "/" + a.ID, Resources: spec.Resources}
+	paths, err := s.cgroups.PathsFor(cgcfg)
+	if err != nil {
+		return fmt.Errorf("creating cgroup: %w", err)
+	}
 	rec := s.self
-	rec.Version, rec.ID, rec.Name, rec.Created = recordVersion, a.ID, a.Name, time.Now()
+	rec.Version, rec.ID, rec.Name, rec.Created, rec.Cgroup = recordVersion, a.ID, a.Name, time.Now(), &paths
 	recPath := filepath.Join(s.appsDir, a.ID+".json")
 	rf, err := writeRecord(recPath, &rec, nil)
 	if err != nil {
@@ -174,23 +180,17 @@ func (a *App) build(waitStart bool) error {
 	a.cleanup.add(ResStateRecord, recPath, func() error { return a.record.remove() })
 	a.mark("state record")
 
-	cg, err := s.cgroups.New(cgroup.Config{Name: s.opts.CgroupParent + "/" + a.ID, Resources: spec.Resources})
+	cg, err := s.cgroups.New(cgcfg)
 	if err != nil {
 		return fmt.Errorf("creating cgroup: %w", err)
 	}
 	a.cg = cg
-	a.cleanup.add(ResCgroup, s.opts.CgroupParent+"/"+a.ID, func() error {
+	a.cleanup.add(ResCgroup, cgcfg.Name, func() error {
 		kerr := cg.Kill(context.Background())
 		derr := cg.Delete()
 		return errors.Join(kerr, derr, cg.Close())
 	})
-	paths := cg.Paths()
-	rec.Cgroup = &paths
 	a.mark("cgroup")
-	if a.record, err = writeRecord(recPath, &rec, a.record); err != nil {
-		return err
-	}
-	a.mark("state record")
 
 	if err := a.spawn(); err != nil {
 		return err
@@ -199,10 +199,6 @@ func (a *App) build(waitStart bool) error {
 	if err := a.life.to(Initializing); err != nil {
 		return err
 	}
-	if err := cg.AddProc(a.pid); err != nil {
-		return fmt.Errorf("adding init stage to its cgroup: %w", err)
-	}
-	a.mark("cgroup attach")
 
 	fds := make([]int, len(spec.ExtraFiles))
 	for i, f := range spec.ExtraFiles {
@@ -211,10 +207,11 @@ func (a *App) build(waitStart bool) error {
 	if err := a.ch.SendGo(cfg, bpf, fds); err != nil {
 		return err
 	}
-	if err := a.ch.WaitReady(); err != nil {
+	phases, err := a.ch.WaitReady()
+	if err != nil {
 		return a.initFailure(err)
 	}
-	a.mark("init stage")
+	a.markInit(phases)
 	if err := a.life.to(Ready); err != nil {
 		return err
 	}
@@ -235,6 +232,12 @@ func (a *App) spawn() error {
 	a.ch = initstage.NewChannel(parentEnd)
 	a.cleanup.add(ResSyncSocket, "init channel", a.ch.Close)
 	defer childEnd.Close()
+
+	io, err := newStdio(spec.Stdin, spec.Stdout, spec.Stderr)
+	if err != nil {
+		return fmt.Errorf("setting up stdio: %w", err)
+	}
+	a.stdio = io
 
 	flags := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWNS)
 	if spec.Namespaces.UTS {
@@ -263,34 +266,48 @@ func (a *App) spawn() error {
 		attr.UseCgroupFD = true
 		attr.CgroupFD = fd
 	}
-	cmd := &exec.Cmd{
-		Path:        s.opts.InitPath,
-		Args:        append([]string{"pinfold-init"}, s.opts.InitArgs...),
-		Env:         []string{},
-		Dir:         "/",
-		Stdin:       spec.Stdin,
-		Stdout:      spec.Stdout,
-		Stderr:      spec.Stderr,
-		ExtraFiles:  []*os.File{childEnd},
-		SysProcAttr: attr,
+	// syscall.ForkExec rather than os/exec: os.StartProcess probes pidfd
+	// support with an extra clone the first time it runs, which every
+	// pinfold run would pay.
+	pa := &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: append(io.fds(), childEnd.Fd()),
+		Sys:   attr,
 	}
-	s.onSpawnThread(func() { err = cmd.Start() })
+	argv := append([]string{"pinfold-init"}, s.opts.InitArgs...)
+	var pid int
+	// The child starts inside its cgroup in every hierarchy: nothing of it
+	// ever runs outside, and no pid has to be moved afterwards.
+	s.onSpawnThread(func() {
+		err = s.cgroups.ForkInside(a.cg, func() error {
+			var ferr error
+			pid, ferr = syscall.ForkExec(s.opts.InitPath, argv, pa)
+			return ferr
+		})
+	})
+	io.started()
 	if err != nil {
 		return fmt.Errorf("starting init stage %s: %w", s.opts.InitPath, err)
 	}
-	a.cmd, a.pid, a.pidfd = cmd, cmd.Process.Pid, pidfd
+	a.pid, a.pidfd = pid, pidfd
 	a.cleanup.add(ResPidFD, fmt.Sprint(pidfd), func() error { return syscalls.Close(pidfd) })
 	go func() {
-		a.waitErr = cmd.Wait()
+		ws, _, err := syscalls.Wait4(pid)
+		a.status, a.waitErr = ws, err
+		// Output copiers end when every process holding the pipes is gone.
+		if cerr := io.wait(); cerr != nil && a.waitErr == nil {
+			a.waitErr = fmt.Errorf("copying app output: %w", cerr)
+		}
 		close(a.exited)
 	}()
-	a.cleanup.add(ResProcess, fmt.Sprint(a.pid), func() error {
+	a.cleanup.add(ResProcess, fmt.Sprint(pid), func() error {
 		a.killProcess()
 		select {
 		case <-a.exited:
 			return nil
 		case <-time.After(30 * time.Second):
-			return fmt.Errorf("pid %d not reaped 30s after SIGKILL", a.pid)
+			return fmt.Errorf("pid %d not reaped 30s after SIGKILL", pid)
 		}
 	})
 	return nil
@@ -309,9 +326,7 @@ func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 func (a *App) initFailure(err error) error {
 	if errors.Is(err, initstage.ErrInitDied) {
 		<-a.exited
-		if a.cmd.ProcessState != nil {
-			return fmt.Errorf("sandbox init: init stage died (%s) before reporting", a.cmd.ProcessState)
-		}
+		return fmt.Errorf("sandbox init: init stage died (%s) before reporting", describeStatus(a.status))
 	}
 	return err
 }
@@ -434,14 +449,12 @@ func (a *App) finish() {
 		if !a.started.IsZero() {
 			e.Wall = time.Since(a.started)
 		}
-		if ps := a.cmd; ps != nil && ps.ProcessState != nil {
-			if ws, ok := ps.ProcessState.Sys().(syscall.WaitStatus); ok {
-				switch {
-				case ws.Exited():
-					e.Code = ws.ExitStatus()
-				case ws.Signaled():
-					e.Signal = ws.Signal()
-				}
+		if a.pid > 0 && a.waitErr == nil {
+			switch ws := a.status; {
+			case ws.Exited():
+				e.Code = ws.ExitStatus()
+			case ws.Signaled():
+				e.Signal = ws.Signal()
 			}
 		}
 		if a.cg != nil {
@@ -496,6 +509,34 @@ func (a *App) mark(name string) {
 	a.lastMark = now
 }
 
+// markInit splits the time since the last mark into the phases the init
+// stage reported and what remains: starting its runtime, and the wakeups.
+func (a *App) markInit(phases []initstage.Phase) {
+	now := time.Now()
+	total := now.Sub(a.lastMark)
+	var inside time.Duration
+	for _, p := range phases {
+		inside += p.Duration
+	}
+	if rest := total - inside; rest > 0 {
+		a.phases = append(a.phases, Phase{Name: "init: runtime start and wakeups", Duration: rest})
+	}
+	for _, p := range phases {
+		a.phases = append(a.phases, Phase{Name: "init: " + p.Name, Duration: p.Duration})
+	}
+	a.lastMark = now
+}
+
 // StartPhases reports how long each step of building and starting the
 // sandbox took, in order.
 func (a *App) StartPhases() []Phase { return a.phases }
+
+func describeStatus(ws syscall.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprintf("wait status %#x", uint32(ws))
+}

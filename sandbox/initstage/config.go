@@ -8,46 +8,46 @@ import (
 // Config is everything the init stage does, decided by the supervisor. It is
 // plain data: the init stage makes no policy decisions of its own.
 type Config struct {
-	Version int `json:"version"`
+	Version int
 
 	// Args, Env and Cwd describe the app's process. Args[0] is resolved
 	// against PATH from Env inside the new root when it has no slash.
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	Cwd  string   `json:"cwd"`
+	Args []string
+	Env  []string
+	Cwd  string
 
 	// RootDir is an existing empty host directory the new root is mounted
 	// on inside the sandbox's own mount namespace; Plan builds the root.
-	RootDir string    `json:"rootDir"`
-	Plan    *vfs.Plan `json:"plan"`
+	RootDir string
+	Plan    *vfs.Plan
 
 	// Hostname is set when the sandbox has its own UTS namespace.
-	Hostname string `json:"hostname,omitempty"`
+	Hostname string
 	// Loopback brings lo up (the sandbox has its own network namespace).
-	Loopback bool `json:"loopback,omitempty"`
+	Loopback bool
 	// CgroupNS unshares a cgroup namespace rooted at the app's cgroup.
-	CgroupNS bool `json:"cgroupNS,omitempty"`
+	CgroupNS bool
 
-	UID            uint32   `json:"uid"`
-	GID            uint32   `json:"gid"`
-	AdditionalGIDs []uint32 `json:"additionalGids,omitempty"`
+	UID            uint32
+	GID            uint32
+	AdditionalGIDs []uint32
 	// Caps are the capabilities the app keeps in every set (bounding,
 	// permitted, effective, inheritable, ambient); empty means none.
-	Caps    []uint            `json:"caps,omitempty"`
-	Rlimits []syscalls.Rlimit `json:"rlimits,omitempty"`
+	Caps    []uint
+	Rlimits []syscalls.Rlimit
 
 	// NumFDs app descriptors arrive with the go message and are placed at
 	// 3, 4, ... in order.
-	NumFDs int `json:"numFds,omitempty"`
+	NumFDs int
 
 	// WaitStart makes the init stage stop after 'ready' until the
 	// supervisor sends 'start' (create/start split). Otherwise it goes on
 	// to exec at once.
-	WaitStart bool `json:"waitStart,omitempty"`
+	WaitStart bool
 
 	// SeccompFlags are passed to seccomp(2) with the program that follows
 	// the config in the go message; no program means no filter.
-	SeccompFlags uint `json:"seccompFlags,omitempty"`
+	SeccompFlags uint
 }
 
 // Steps named in errors. The vfs package names its own steps.

@@ -60,6 +60,8 @@ func encodeStepError(step string, err error) []byte {
 }
 
 func run(sync *int) (string, error) {
+	var tr tracer
+	tr.start()
 	size, err := syscalls.PeekMsgSize(*sync)
 	if err != nil {
 		return StepReceive, err
@@ -78,10 +80,12 @@ func run(sync *int) (string, error) {
 	if n == 0 {
 		return StepReceive, errSupervisorGone
 	}
+	tr.mark("wait for config")
 	cfg, bpf, err := decodeGo(buf[:n])
 	if err != nil {
 		return StepReceive, err
 	}
+	tr.mark("decode config")
 	if len(fds) != cfg.NumFDs {
 		return StepReceive, fmt.Errorf("expected %d app fds, received %d", cfg.NumFDs, len(fds))
 	}
@@ -96,6 +100,7 @@ func run(sync *int) (string, error) {
 		if err := cfg.Plan.Apply(cfg.RootDir); err != nil {
 			return "rootfs", err
 		}
+		tr.mark("rootfs")
 	}
 	if cfg.Hostname != "" {
 		if err := syscalls.Sethostname(cfg.Hostname); err != nil {
@@ -112,6 +117,7 @@ func run(sync *int) (string, error) {
 			return StepRlimit, err
 		}
 	}
+	tr.mark("hostname, lo, rlimits")
 	if err := placeFDs(sync, fds); err != nil {
 		return StepFDs, err
 	}
@@ -156,14 +162,16 @@ func run(sync *int) (string, error) {
 	if err := syscalls.SetNoNewPrivs(); err != nil {
 		return StepNoNewPrivs, err
 	}
+	tr.mark("credentials")
 	path, err := lookPath(cfg.Args[0], cfg.Env)
 	if err != nil {
 		return StepExec, err
 	}
+	tr.mark("find command")
 	// The supervisor may have died after the clone; pdeathsig is armed
 	// again now, and a write to a closed peer fails with EPIPE, so the app
 	// is never exec'd without a supervisor.
-	if err := syscalls.SendMsg(*sync, []byte{msgReady}, nil); err != nil {
+	if err := syscalls.SendMsg(*sync, tr.ready(), nil); err != nil {
 		return StepReady, errSupervisorGone
 	}
 	if cfg.WaitStart {
@@ -244,12 +252,12 @@ func dropBounding(keep []uint) error {
 	return nil
 }
 
+// loopbackIndex is lo's interface index in every network namespace
+// (LOOPBACK_IFINDEX): it is created first, so no lookup round trip is needed.
+const loopbackIndex = 1
+
 func loopbackUp() error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	return netlink.LinkSetUp(lo)
+	return netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIndex, Name: "lo"}})
 }
 
 // lookPath finds the app's command inside the new root, the way a shell

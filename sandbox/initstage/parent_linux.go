@@ -40,20 +40,21 @@ func (c *Channel) SendGo(cfg *Config, bpf []byte, fds []int) error {
 	return nil
 }
 
-// WaitReady waits for the init stage to finish setting up the sandbox. It
-// returns an *Error naming the failed step, or ErrInitDied.
-func (c *Channel) WaitReady() error {
+// WaitReady waits for the init stage to finish setting up the sandbox and
+// returns the phases it reported. It returns an *Error naming the failed
+// step, or ErrInitDied.
+func (c *Channel) WaitReady() ([]Phase, error) {
 	t, msg, err := c.recv()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch t {
 	case msgReady:
-		return nil
+		return parsePhases(msg), nil
 	case msgError:
-		return decodeError(msg)
+		return nil, decodeError(msg)
 	}
-	return fmt.Errorf("init stage sent unexpected message %q while setting up", t)
+	return nil, fmt.Errorf("init stage sent unexpected message %q while setting up", t)
 }
 
 // Start lets an init stage that was told to wait (Config.WaitStart) exec.

@@ -19,7 +19,7 @@ import (
 //	supervisor                                           init stage (pid 1 of the new namespaces)
 //	    | clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET[|NEWUSER]) into the cgroup (v2)
 //	    | add pid to the v1 cgroups                                         |
-//	    |--- 'G' go: u32 len | config JSON | seccomp BPF  + SCM_RIGHTS fds ->|
+//	    |--- 'G' go: u32 len | config (wire.go) | BPF  + SCM_RIGHTS fds ---->|
 //	    |                                 unshare(CLONE_NEWCGROUP), rootfs, pivot_root,
 //	    |                                 hostname, lo up, rlimits, fds, bounding set,
 //	    |                                 setgroups/setresgid/setresuid, pdeathsig,
@@ -55,9 +55,9 @@ const maxMessage = 4 << 20
 // that also has other roles (pinfold itself, a test binary) is re-executed.
 const Arg = "__pinfold_init"
 
-// encodeGo frames the go message: type, config length, config JSON, BPF.
+// encodeGo frames the go message: type, config length, config, BPF.
 func encodeGo(cfg *Config, bpf []byte) ([]byte, error) {
-	js, err := json.Marshal(cfg)
+	js, err := cfg.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config: %w", err)
 	}
@@ -82,11 +82,8 @@ func decodeGo(msg []byte) (*Config, []byte, error) {
 		return nil, nil, errors.New("malformed go message: config length out of range")
 	}
 	var cfg Config
-	if err := json.Unmarshal(msg[5:5+n], &cfg); err != nil {
+	if err := cfg.UnmarshalBinary(msg[5 : 5+n]); err != nil {
 		return nil, nil, fmt.Errorf("decoding init config: %w", err)
-	}
-	if cfg.Version != ProtocolVersion {
-		return nil, nil, fmt.Errorf("init stage speaks protocol %d, supervisor sent %d: pinfold and pinfold-init are from different builds", ProtocolVersion, cfg.Version)
 	}
 	return &cfg, msg[5+n:], nil
 }

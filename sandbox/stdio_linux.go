@@ -1,0 +1,136 @@
+package sandbox
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// stdio connects an app's fds 0-2 to the spec's readers and writers: an
+// *os.File is passed straight through; anything else goes through a pipe
+// and a copying goroutine, as os/exec does; nil is /dev/null.
+type stdio struct {
+	child       [3]*os.File // what the app gets
+	closeInSelf []*os.File  // our copies of the child's ends, closed after the clone
+	copies      sync.WaitGroup
+	mu          sync.Mutex
+	err         error
+}
+
+func newStdio(in io.Reader, out, errw io.Writer) (*stdio, error) {
+	s := &stdio{}
+	if err := s.input(in); err != nil {
+		s.abort()
+		return nil, err
+	}
+	for i, w := range []io.Writer{out, errw} {
+		if err := s.output(i+1, w); err != nil {
+			s.abort()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *stdio) devNull(flag int) (*os.File, error) {
+	f, err := os.OpenFile(os.DevNull, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.closeInSelf = append(s.closeInSelf, f)
+	return f, nil
+}
+
+func (s *stdio) input(r io.Reader) error {
+	var err error
+	switch r := r.(type) {
+	case nil:
+		s.child[0], err = s.devNull(os.O_RDONLY)
+		return err
+	case *os.File:
+		s.child[0] = r
+		return nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	s.child[0] = pr
+	s.closeInSelf = append(s.closeInSelf, pr)
+	// Not waited for: the reader may block forever after the app is gone
+	// (an interactive stdin); the write end is closed when the copy ends.
+	go func() {
+		_, err := io.Copy(pw, r)
+		// A reader the app stopped reading from is not an error.
+		if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE) {
+			err = nil
+		}
+		s.record(err)
+		pw.Close()
+	}()
+	return nil
+}
+
+func (s *stdio) output(fd int, w io.Writer) error {
+	var err error
+	switch w := w.(type) {
+	case nil:
+		s.child[fd], err = s.devNull(os.O_WRONLY)
+		return err
+	case *os.File:
+		s.child[fd] = w
+		return nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	s.child[fd] = pw
+	s.closeInSelf = append(s.closeInSelf, pw)
+	s.copies.Add(1)
+	go func() {
+		defer s.copies.Done()
+		_, err := io.Copy(w, pr)
+		s.record(err)
+		pr.Close()
+	}()
+	return nil
+}
+
+func (s *stdio) record(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// fds returns the descriptors the app gets as 0, 1, 2.
+func (s *stdio) fds() []uintptr {
+	return []uintptr{s.child[0].Fd(), s.child[1].Fd(), s.child[2].Fd()}
+}
+
+// started closes our copies of the child's ends so the copiers see EOF
+// when the app's processes are gone.
+func (s *stdio) started() {
+	for _, f := range s.closeInSelf {
+		f.Close()
+	}
+	s.closeInSelf = nil
+}
+
+// abort is started for a clone that never happened.
+func (s *stdio) abort() { s.started() }
+
+// wait waits for the copiers to drain (after the app's processes are gone).
+func (s *stdio) wait() error {
+	s.copies.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
