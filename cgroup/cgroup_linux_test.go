@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -955,6 +956,29 @@ func TestDelegatedLeaf(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "delegated ok") {
 			t.Fatalf("supervisor in a delegated leaf: %v: %s", err, out)
+		}
+	}
+}
+
+// TestOwnV1MatchesNestedPath checks that the Manager's own resolution of the
+// supervisor's v1 cgroups (one mountinfo parse) agrees with
+// cgroup1.NestedPath, which re-reads mountinfo for every controller.
+func TestOwnV1MatchesNestedPath(t *testing.T) {
+	if cgroups.Mode() == cgroups.Unified {
+		t.Skip("no cgroup v1 hierarchies on this host")
+	}
+	m, err := NewManager(ManagerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nested := cgroup1.NestedPath("")
+	for c, base := range m.v1Base {
+		want, err := nested(cgroup1.Name(c))
+		if err != nil {
+			t.Fatalf("NestedPath(%s): %v", c, err)
+		}
+		if got := filepath.Join(m.v1Root, c, want); got != base {
+			t.Errorf("%s: Manager resolved %s, cgroup1.NestedPath gives %s", c, base, got)
 		}
 	}
 }

@@ -38,13 +38,6 @@ type Options struct {
 	// CgroupParent is the cgroup (relative to the supervisor's own) under
 	// which each app gets "<CgroupParent>/<id>". Default "pinfold".
 	CgroupParent string
-
-	// SpawnFromCaller skips the dedicated spawner thread: the caller
-	// promises that every goroutine calling Create or Start is locked to an
-	// OS thread that outlives the apps it starts (the parent-death signal
-	// of an app fires when the thread that cloned it exits). pinfold run
-	// sets it, calling from main locked to the main thread.
-	SpawnFromCaller bool
 }
 
 // Supervisor starts sandboxed apps and owns what they share: the state dir,
@@ -63,8 +56,7 @@ type Supervisor struct {
 	self record         // supervisor identity stamped on records
 }
 
-// NewSupervisor prepares the state dir and, unless SpawnFromCaller, starts
-// the spawner thread.
+// NewSupervisor prepares the state dir and starts the spawner thread.
 func NewSupervisor(opts Options) (*Supervisor, error) {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
@@ -104,10 +96,8 @@ func NewSupervisor(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("reading own start time: %w", err)
 	}
 	s.self = record{SupervisorPID: os.Getpid(), SupervisorStart: start}
-	if !opts.SpawnFromCaller {
-		s.spawnReq = make(chan func())
-		go s.spawner()
-	}
+	s.spawnReq = make(chan func())
+	go s.spawner()
 	return s, nil
 }
 
@@ -156,10 +146,6 @@ func (s *Supervisor) spawner() {
 
 // onSpawnThread runs fn on the thread that apps are cloned from.
 func (s *Supervisor) onSpawnThread(fn func()) {
-	if s.spawnReq == nil {
-		fn()
-		return
-	}
 	done := make(chan struct{})
 	s.spawnReq <- func() { fn(); close(done) }
 	<-done

@@ -22,9 +22,9 @@ import (
 )
 
 func init() {
-	// Apps are cloned from the main thread (their parent-death signal is
-	// tied to the thread that cloned them), so main must never migrate and
-	// the main thread must never be handed to another goroutine.
+	// Keep the main thread to main: a goroutine that switches namespaces
+	// on a locked thread and exits would otherwise be able to wedge it.
+	// (Apps are cloned from the supervisor's own spawner thread.)
 	runtime.LockOSThread()
 }
 

@@ -19,6 +19,10 @@ import (
 	"github.com/pinfold/pinfold/syscalls"
 )
 
+// exitRunUsage is what docker run returns for bad flags too: pinfold
+// itself failed to run anything.
+const exitRunUsage = exitPinfoldFailed
+
 const runUsage = `Usage: pinfold run [flags] -- CMD [ARGS...]
 
 Runs CMD in a new sandbox and passes its stdin, stdout and stderr through.
@@ -69,13 +73,13 @@ func parseRunFlags(args []string) (*runFlags, []string, error) {
 			fs.PrintDefaults()
 			return nil, nil, &exitError{code: 0}
 		}
-		return nil, nil, &exitError{code: exitUsage, msg: "run: " + err.Error() + " (see pinfold run -h)"}
+		return nil, nil, &exitError{code: exitRunUsage, msg: "run: " + err.Error() + " (see pinfold run -h)"}
 	}
 	if f.output != "" && f.output != "json" {
-		return nil, nil, &exitError{code: exitUsage, msg: fmt.Sprintf("run: -o %q: the only output format is json", f.output)}
+		return nil, nil, &exitError{code: exitRunUsage, msg: fmt.Sprintf("run: -o %q: the only output format is json", f.output)}
 	}
 	if fs.NArg() == 0 {
-		return nil, nil, &exitError{code: exitUsage, msg: "run: no command given (usage: pinfold run [flags] -- CMD [ARGS...])"}
+		return nil, nil, &exitError{code: exitRunUsage, msg: "run: no command given (usage: pinfold run [flags] -- CMD [ARGS...])"}
 	}
 	return f, fs.Args(), nil
 }
@@ -103,7 +107,7 @@ func runCmd(args []string) error {
 	spec.Name = f.name
 	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
 
-	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: f.stateDir, SpawnFromCaller: true})
+	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: f.stateDir})
 	if err != nil {
 		return err
 	}
@@ -196,7 +200,7 @@ func applyRunFlags(p *policy.Policy, f *runFlags) (map[string]string, error) {
 	for _, b := range f.binds {
 		bind, rw, err := parseBind(b)
 		if err != nil {
-			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--bind %s: %v", b, err)}
+			return nil, &exitError{code: exitRunUsage, msg: fmt.Sprintf("--bind %s: %v", b, err)}
 		}
 		if rw {
 			p.Spec.Filesystem.ReadWrite = append(p.Spec.Filesystem.ReadWrite, bind)
@@ -206,12 +210,12 @@ func applyRunFlags(p *policy.Policy, f *runFlags) (map[string]string, error) {
 	}
 	if f.workdir != "" {
 		if !filepath.IsAbs(f.workdir) {
-			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--workdir %s: not an absolute path", f.workdir)}
+			return nil, &exitError{code: exitRunUsage, msg: fmt.Sprintf("--workdir %s: not an absolute path", f.workdir)}
 		}
 		p.Spec.Filesystem.Workdir = filepath.Clean(f.workdir)
 	}
 	if f.timeout < 0 {
-		return nil, &exitError{code: exitUsage, msg: "--timeout: must not be negative"}
+		return nil, &exitError{code: exitRunUsage, msg: "--timeout: must not be negative"}
 	}
 	if f.timeout > 0 {
 		p.Spec.Limits.WallTime = f.timeout
@@ -223,7 +227,7 @@ func applyRunFlags(p *policy.Policy, f *runFlags) (map[string]string, error) {
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, &exitError{code: exitUsage, msg: fmt.Sprintf("--env %s: use K=V", kv)}
+			return nil, &exitError{code: exitRunUsage, msg: fmt.Sprintf("--env %s: use K=V", kv)}
 		}
 		if p.Spec.Env == nil {
 			p.Spec.Env = map[string]string{}

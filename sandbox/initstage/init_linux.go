@@ -157,6 +157,10 @@ func run(sync *int) (string, error) {
 		}
 	}
 	if err := syscalls.Chdir(cfg.Cwd); err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return StepChdir, &stepError{errno: errno, msg: fmt.Sprintf("working directory %s: %v (it must exist in the sandbox and be searchable by uid %d)", cfg.Cwd, errno, cfg.UID)}
+		}
 		return StepChdir, err
 	}
 	if err := syscalls.SetNoNewPrivs(); err != nil {
