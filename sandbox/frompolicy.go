@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"fmt"
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -106,24 +105,15 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 }
 
 // resolveSeccomp builds the filter: the base profile (pinfold's default,
-// adjusted for the capabilities the policy grants, or an OCI file, or none)
-// with the policy's inline rules on top.
+// adjusted for the capabilities the policy grants, or an OCI file, or none
+// with the policy's default action) with the policy's inline rules on top.
 func resolveSeccomp(ps *policy.Spec) (*specs.LinuxSeccomp, error) {
-	var base *specs.LinuxSeccomp
-	switch ps.Seccomp.Profile {
-	case policy.ProfileDefault, "":
-		base = seccomp.DefaultFor(ps.Capabilities.Add)
-	case policy.ProfileNone:
-		if len(ps.Seccomp.Syscalls) == 0 {
-			return nil, nil
-		}
-		base = &specs.LinuxSeccomp{DefaultAction: ps.Seccomp.DefaultAction}
-	default:
-		p, err := seccomp.LoadFile(ps.Seccomp.Profile)
-		if err != nil {
-			return nil, fmt.Errorf("seccomp profile %s: %w", ps.Seccomp.Profile, err)
-		}
-		base = p
+	if ps.Seccomp.Profile != policy.ProfileDefault {
+		return ps.Seccomp.Resolve(nil)
 	}
-	return policy.OverlaySyscalls(base, ps.Seccomp.Syscalls), nil
+	def := seccomp.DefaultFor(ps.Capabilities.Add)
+	if len(ps.Seccomp.Syscalls) == 0 {
+		return def, nil // nothing to overlay: skip the copy
+	}
+	return ps.Seccomp.Resolve(def)
 }

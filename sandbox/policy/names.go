@@ -204,8 +204,8 @@ func suggest(s string, candidates []string) string {
 // wrote an unknown one needs to see what exists.
 func closestCapability(s string) string {
 	u := strings.ToUpper(s)
-	if len(u) > 64 {
-		u = u[:64]
+	if len(u) > 32 {
+		u = u[:32] // longer than any capability name
 	}
 	if !strings.HasPrefix(u, "CAP_") {
 		u = "CAP_" + u

@@ -17,13 +17,20 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// MaxFileSize is the largest policy file Parse and LoadFile accept.
-const MaxFileSize = 1 << 20
+// Limits on what Parse reads and reports.
+const (
+	// MaxFileSize is the largest policy file Parse and LoadFile accept.
+	MaxFileSize = 1 << 20
+	// MaxErrors is the number of problems Parse reports; one more line
+	// says how many were left out.
+	MaxErrors = 100
+)
 
 // LoadFile reads and parses the policy file at path. See Parse.
 func LoadFile(path string) (*Policy, error) {
@@ -74,6 +81,15 @@ func Parse(filename string, data []byte) (*Policy, error) {
 			}
 			return a.Path < b.Path
 		})
+		if n := len(d.errs) - MaxErrors; n > 0 {
+			// Nobody reads thousands of errors; the first ones say
+			// what is wrong with the file.
+			more := d.errs[MaxErrors]
+			d.errs = append(d.errs[:MaxErrors:MaxErrors], &FieldError{
+				File: more.File, Line: more.Line, Column: more.Column,
+				Msg: fmt.Sprintf("too many errors: %d more not shown", n),
+			})
+		}
 		return nil, d.errs
 	}
 	return p, nil
@@ -95,15 +111,23 @@ type decoder struct {
 	failed, failedUnder map[string]bool
 }
 
+// fail reports a problem with the value at path. Validation then stays
+// quiet about that value and what it contains.
 func (d *decoder) fail(at pos, path string, kind error, format string, args ...any) {
-	d.errs = append(d.errs, &FieldError{
-		File: d.file, Line: at.line, Column: at.col,
-		Path: path, Msg: fmt.Sprintf(format, args...), Err: kind,
-	})
+	d.note(at, path, kind, format, args...)
 	d.failed[path] = true
 	for _, a := range d.ancestors(path) {
 		d.failedUnder[a] = true
 	}
+}
+
+// note reports a problem that leaves the value at path usable, such as a
+// stray key in a mapping.
+func (d *decoder) note(at pos, path string, kind error, format string, args ...any) {
+	d.errs = append(d.errs, &FieldError{
+		File: d.file, Line: at.line, Column: at.col,
+		Path: path, Msg: fmt.Sprintf(format, args...), Err: kind,
+	})
 }
 
 // failedNear reports whether the decoder already reported a problem at path,
@@ -186,7 +210,11 @@ func (d *decoder) document(data []byte) (ast.Node, bool) {
 		d.fail(invalidUTF8(data), "", ErrSyntax, "not valid UTF-8 text")
 		return nil, false
 	}
-	f, err := parseYAML(data)
+	f, deep, err := parseYAML(data)
+	if deep != nil {
+		d.fail(*deep, "", ErrSyntax, "YAML collections nested more than %d deep: a policy needs far fewer", maxNesting)
+		return nil, false
+	}
 	if err != nil {
 		var yerr yaml.Error
 		if errors.As(err, &yerr) && yerr.GetToken() != nil && yerr.GetToken().Position != nil {
@@ -216,17 +244,49 @@ func (d *decoder) document(data []byte) (ast.Node, bool) {
 	return bodies[0], true
 }
 
-// parseYAML runs the YAML parser. Duplicate keys are left to the decoder,
-// which reports them all rather than the first.
-func parseYAML(data []byte) (f *ast.File, err error) {
+// maxNesting bounds the nesting of flow collections ([...] and {...}). A
+// policy written entirely in flow style nests 7 deep (spec, seccomp,
+// syscalls, a rule, args, an arg); the YAML parser, on the other hand, slows
+// down badly on input nested many thousands deep.
+const maxNesting = 32
+
+// parseYAML runs the YAML lexer and parser. Input nested too deep is refused
+// before parsing, at the position returned. Duplicate keys are left to the
+// decoder, which reports them all rather than the first.
+func parseYAML(data []byte) (f *ast.File, deep *pos, err error) {
 	defer func() {
 		// The parser is third-party code fed with operator input; a bug
 		// in it must not take down the process that validates a policy.
 		if r := recover(); r != nil {
-			f, err = nil, fmt.Errorf("the YAML parser failed: %v", r)
+			f, deep, err = nil, nil, fmt.Errorf("the YAML parser failed: %v", r)
 		}
 	}()
-	return parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	tokens := lexer.Tokenize(string(data))
+	if at, ok := tooDeep(tokens); ok {
+		return nil, &at, nil
+	}
+	f, err = parser.Parse(tokens, 0, parser.AllowDuplicateMapKey())
+	return f, nil, err
+}
+
+// tooDeep finds the first flow collection nested more than maxNesting deep.
+func tooDeep(tokens token.Tokens) (pos, bool) {
+	depth := 0
+	for _, tk := range tokens {
+		switch tk.Type {
+		case token.SequenceStartType, token.MappingStartType:
+			depth++
+			if depth > maxNesting {
+				if tk.Position == nil {
+					return pos{1, 1}, true
+				}
+				return pos{max(tk.Position.Line, 1), max(tk.Position.Column, 1)}, true
+			}
+		case token.SequenceEndType, token.MappingEndType:
+			depth = max(depth-1, 0)
+		}
+	}
+	return pos{}, false
 }
 
 func invalidUTF8(data []byte) pos {
@@ -429,7 +489,7 @@ func (d *decoder) entries(n ast.Node, path string) ([]entry, bool) {
 		}
 		kp := posOf(mv.Key)
 		if mv.Key.IsMergeKey() {
-			d.fail(kp, path, ErrUnsupported, "YAML merge keys (<<) are not supported in a policy file (write the fields out)")
+			d.note(kp, path, ErrUnsupported, "YAML merge keys (<<) are not supported in a policy file (write the fields out)")
 			continue
 		}
 		kn, ok := d.unwrap(mv.Key, path)
@@ -438,7 +498,7 @@ func (d *decoder) entries(n ast.Node, path string) ([]entry, bool) {
 		}
 		key, ok := scalarText(kn)
 		if !ok {
-			d.fail(kp, path, ErrWrongType, "a key must be a string, got %s", describe(kn))
+			d.note(kp, path, ErrWrongType, "a key must be a string, got %s", describe(kn))
 			continue
 		}
 		kpath := fieldPath(path, key)
@@ -477,9 +537,9 @@ func (d *decoder) mapping(n ast.Node, path string, fields ...field) bool {
 				names[j] = f.name
 			}
 			if s := suggest(e.key, names); s != "" {
-				d.fail(e.keyPos, e.path, ErrUnknownField, "unknown field (did you mean %q?)", s)
+				d.note(e.keyPos, e.path, ErrUnknownField, "unknown field (did you mean %q?)", s)
 			} else {
-				d.fail(e.keyPos, e.path, ErrUnknownField, "unknown field (known fields: %s)", strings.Join(names, ", "))
+				d.note(e.keyPos, e.path, ErrUnknownField, "unknown field (known fields: %s)", strings.Join(names, ", "))
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -279,6 +280,8 @@ func TestParseInput(t *testing.T) {
 			"p.yaml:7:5: spec.resources.memory: expected a size such as 256Mi, got null"},
 		{"non-string key", "p.yaml", header + "spec:\n  [a]: 1\n", ErrSyntax,
 			"p.yaml:6:6: invalid YAML: found an invalid key for this map"},
+		{"deep nesting", "p.yaml", header + "spec:\n  env: " + strings.Repeat("[", 100000) + "\n", ErrSyntax,
+			"p.yaml:6:40: YAML collections nested more than 32 deep: a policy needs far fewer"},
 		{"byte order mark", "p.yaml", "\xef\xbb\xbf" + header, nil, ""},
 		{"CRLF line ends", "p.yaml", strings.ReplaceAll(header+"spec:\n  hostname: crlf\n", "\n", "\r\n"), nil, ""},
 		{"document end marker", "p.yaml", "---\n" + header + "...\n", nil, ""},
@@ -306,6 +309,26 @@ func TestParseInput(t *testing.T) {
 				t.Errorf("errors.Is(err, %v) is false", tt.is)
 			}
 		})
+	}
+}
+
+// TestParseMaxErrors checks that a file with very many problems gets the
+// first MaxErrors of them and a count of the rest.
+func TestParseMaxErrors(t *testing.T) {
+	data := header + "spec:\n  capabilities:\n    add:\n" + strings.Repeat("      - CAP_NOPE\n", MaxErrors+50)
+	_, err := Parse("p.yaml", []byte(data))
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(list) != MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(list), MaxErrors+1)
+	}
+	if got, want := list[0].Error(), `p.yaml:8:9: spec.capabilities.add[0]: "CAP_NOPE" is not a capability (did you mean CAP_BPF?)`; got != want {
+		t.Errorf("first error %q, want %q", got, want)
+	}
+	if got, want := list[MaxErrors].Error(), fmt.Sprintf("p.yaml:%d:9: too many errors: 50 more not shown", 8+MaxErrors); got != want {
+		t.Errorf("last error %q, want %q", got, want)
 	}
 }
 

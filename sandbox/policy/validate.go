@@ -57,7 +57,8 @@ func (p *Policy) Validate() error {
 }
 
 type validator struct {
-	errs ErrorList
+	errs        ErrorList
+	suggestions int // "did you mean" searches done
 }
 
 func (v *validator) add(path string, kind error, format string, args ...any) {
@@ -490,8 +491,12 @@ func (v *validator) capabilities(c *Capabilities) {
 		path := indexPath("spec.capabilities.add", i)
 		canon, known := canonicalCapability(name)
 		switch {
-		case !known:
+		case !known && v.suggestions < MaxErrors:
+			v.suggestions++
 			v.add(path, ErrInvalidValue, "%s is not a capability (did you mean %s?)", quote(name), closestCapability(name))
+		case !known:
+			// Past the errors anyone will read: spare the search.
+			v.add(path, ErrInvalidValue, "%s is not a capability", quote(name))
 		case canon != name:
 			v.add(path, ErrInvalidValue, "write %s", canon)
 		case seen[name]:
