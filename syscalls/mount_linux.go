@@ -216,8 +216,14 @@ func Symlinkat(target string, dirfd int, name string) error {
 
 // CreateFileAt creates regular file name in dirfd (O_CREAT|O_EXCL|O_NOFOLLOW:
 // an existing name, symbolic link or not, is an error), writes content and
-// closes it.
+// closes it. An empty file is made with one mknodat(S_IFREG) instead.
 func CreateFileAt(dirfd int, name string, perm uint32, content []byte) error {
+	if len(content) == 0 {
+		if err := retry(func() error { return unix.Mknodat(dirfd, name, unix.S_IFREG|perm, 0) }); err != nil {
+			return os.NewSyscallError("mknodat", err)
+		}
+		return nil
+	}
 	fd, err := retryN(func() (int, error) {
 		return unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	})
@@ -275,3 +281,62 @@ func UnmountDetach(path string) error {
 
 // Umask sets the process's file mode creation mask and returns the old one.
 func Umask(mask int) int { return unix.Umask(mask) }
+
+// Reading the host for a mount plan. vfs.NewPlan runs on the start path of
+// every sandbox and reads a dozen small host files; os.Open would register
+// each with the runtime's poller (four more system calls per file, and the
+// poller's set-up in a fresh process), so these are plain system calls.
+// Failures are *os.PathError, as from package os.
+
+// FileStat is the part of a stat(2) result that mount planning uses.
+type FileStat struct {
+	Mode uint32 // file type (ModeTypeMask bits) and permission bits
+	Size int64
+}
+
+// Lstat is fstatat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW).
+func Lstat(path string) (FileStat, error) {
+	var st unix.Stat_t
+	if err := retry(func() error { return unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return FileStat{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return FileStat{Mode: st.Mode, Size: st.Size}, nil
+}
+
+// OpenReadNoFollow opens path read-only with O_CLOEXEC|O_NOFOLLOW|O_NOCTTY:
+// a symbolic link at its end fails with ELOOP.
+func OpenReadNoFollow(path string) (int, error) {
+	fd, err := retryN(func() (int, error) {
+		return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	})
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+// ReadFD is read(2) on fd; 0 bytes and no error mean end of file.
+func ReadFD(fd int, buf []byte) (int, error) {
+	n, err := retryN(func() (int, error) { return unix.Read(fd, buf) })
+	if err != nil {
+		return 0, os.NewSyscallError("read", err)
+	}
+	return n, nil
+}
+
+// Readlink returns the target of symbolic link path; anything else fails
+// with EINVAL.
+func Readlink(path string) (string, error) {
+	var small [256]byte
+	buf := small[:]
+	for {
+		n, err := retryN(func() (int, error) { return unix.Readlink(path, buf) })
+		if err != nil {
+			return "", &os.PathError{Op: "readlink", Path: path, Err: err}
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}

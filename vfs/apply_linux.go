@@ -191,7 +191,7 @@ func attrBits(a Attr) uint64 {
 type applier struct {
 	root int // mount fd of the new root tmpfs
 	// dirPath/dirFD cache the parent directory of the last created node;
-	// any mount drops it, since it may cover that directory.
+	// a mount that covers that directory drops it.
 	dirPath string
 	dirFD   int
 	// maskDir is the first directory mask (an empty read-only tmpfs, once
@@ -212,6 +212,14 @@ func (a *applier) dropDir() {
 		syscalls.Close(a.dirFD)
 	}
 	a.dirPath, a.dirFD = "", -1
+}
+
+// covered drops the cached parent directory if a mount on p covers it:
+// creating through the old descriptor would go under the mount.
+func (a *applier) covered(p string) {
+	if a.dirFD >= 0 && within(a.dirPath, p) {
+		a.dropDir()
+	}
 }
 
 // rel turns an absolute sandbox path into one relative to the new root.
@@ -274,20 +282,20 @@ func (a *applier) do(op *Op) (string, error) {
 			return "mknod", syscalls.MknodChar(dir, name, op.Mode, op.Major, op.Minor)
 		}
 	case KindBind:
-		a.dropDir()
+		a.covered(op.Path)
 		label := "bind file"
 		if op.Dir {
 			label = "bind dir (recursive)"
 		}
 		return label, a.bind(op)
 	case KindMount:
-		a.dropDir()
+		a.covered(op.Path)
 		return "mount " + op.FSType, a.mount(op)
 	case KindMask:
-		a.dropDir()
+		a.dropDir() // it follows links: it may land anywhere
 		return a.mask(op)
 	case KindReadOnly:
-		a.dropDir()
+		a.covered(op.Path)
 		return a.readOnly(op)
 	case KindSeal:
 		fd, err := syscalls.OpenInRoot(a.root, rel(op.Path), true, true)

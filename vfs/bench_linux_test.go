@@ -1,20 +1,23 @@
 package vfs
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// BenchmarkApply applies the default plan b.N times, each in a fresh
-// sandbox (new namespaces, like the init stage), and reports the median time
-// spent inside Apply ("apply-ns", the number to read; ns/op also counts
-// spawning the helper) and, per kind of step, the median cost of one step
-// and how many the plan has. Run with -benchtime=200x for stable medians.
+// BenchmarkApply applies the plan of `pinfold run`'s default policy b.N
+// times, each in a fresh sandbox (new namespaces, like the init stage), and
+// reports the median time spent inside Apply ("apply-ns", the number to
+// read; ns/op also counts spawning the helper), the median time to decode
+// the plan there ("decode-ns") and, per kind of step, the median cost of
+// one step and how many the plan has. Run with -benchtime=200x for stable
+// medians.
 func BenchmarkApply(b *testing.B) {
 	for _, userNS := range []bool{false, true} {
 		b.Run(fmt.Sprintf("userns=%v", userNS), func(b *testing.B) {
@@ -22,7 +25,7 @@ func BenchmarkApply(b *testing.B) {
 				b.Skip("spawns sandboxes")
 			}
 			requireSandboxB(b)
-			spec := DefaultSpec()
+			spec := runSpec()
 			spec.UserNS = userNS
 			plan, err := NewPlan(spec)
 			if err != nil {
@@ -90,7 +93,8 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// BenchmarkNewPlan is the host-side cost, paid once per policy.
+// BenchmarkNewPlan is the host-side cost for DefaultSpec, paid by every
+// start.
 func BenchmarkNewPlan(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := NewPlan(DefaultSpec()); err != nil {
@@ -99,22 +103,97 @@ func BenchmarkNewPlan(b *testing.B) {
 	}
 }
 
+// runSpec is the filesystem part of `pinfold run`'s default policy, the
+// spec whose NewPlan sits on the start path of every sandbox.
+func runSpec() Spec {
+	return Spec{
+		ReadOnly: []Bind{{"/usr", "/usr"}, {"/bin", "/bin"}, {"/sbin", "/sbin"}, {"/lib", "/lib"}, {"/lib64", "/lib64"}},
+		Tmpfs:    []Tmpfs{{Path: "/tmp", Size: 64 << 20}},
+		ShmSize:  64 << 20,
+		Hostname: "sandbox",
+		UID:      65534,
+		GID:      65534,
+	}
+}
+
+// BenchmarkNewPlanDefault is NewPlan for runSpec, warm (in one process).
+func BenchmarkNewPlanDefault(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := NewPlan(runSpec()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewPlanFresh runs NewPlan for runSpec once in each of b.N fresh
+// processes, as `pinfold run` does, and reports the median time of that one
+// call ("newplan-ns": first-use costs included, process start excluded).
+// Run with -benchtime=50x or more.
+func BenchmarkNewPlanFresh(b *testing.B) {
+	var d []time.Duration
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+		cmd.Env = append(os.Environ(), newPlanEnv+"=1")
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("helper: %v", err)
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil {
+			b.Fatalf("helper said %q: %v", out, err)
+		}
+		d = append(d, time.Duration(ns))
+	}
+	b.ReportMetric(float64(median(d).Nanoseconds()), "newplan-ns")
+}
+
+// newPlanOnce is the fresh process of BenchmarkNewPlanFresh: it times one
+// NewPlan and prints the nanoseconds.
+func newPlanOnce() error {
+	t := time.Now()
+	_, err := NewPlan(runSpec())
+	d := time.Since(t)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(d.Nanoseconds())
+	return err
+}
+
 // BenchmarkPlanDecode is what the init stage pays to decode the default
-// plan from JSON before Apply.
+// plan (Plan.UnmarshalJSON, warm) before Apply; BenchmarkApply reports the
+// cost in a fresh process.
 func BenchmarkPlanDecode(b *testing.B) {
-	plan, err := NewPlan(DefaultSpec())
+	plan, err := NewPlan(runSpec())
 	if err != nil {
 		b.Fatal(err)
 	}
-	js, err := json.Marshal(plan)
+	js, err := plan.MarshalJSON()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(js)))
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var p Plan
-		if err := json.Unmarshal(js, &p); err != nil {
+		if err := p.UnmarshalJSON(js); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPlanEncode is what `pinfold run` pays to encode the plan for
+// the init stage.
+func BenchmarkPlanEncode(b *testing.B) {
+	plan, err := NewPlan(runSpec())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := plan.MarshalJSON(); err != nil {
 			b.Fatal(err)
 		}
 	}

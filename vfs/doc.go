@@ -3,13 +3,14 @@
 // and the sequence of mounts that builds that view inside the sandbox's
 // mount namespace.
 //
-// The work is split in two. On the host, once per policy, NewPlan turns a
+// The work is split in two. On the host, at every start, NewPlan turns a
 // Spec (plain data from the policy) into a Plan: it stats every source,
 // decides bind versus symbolic link versus copy, reads the small /etc files
-// to carry, and orders every operation. The Plan is plain data too, and
-// JSON-serialisable, so the supervisor sends it to the init stage. There, as
-// pid 1 of the new namespaces and before privileges are dropped,
-// Plan.Apply performs it: a private mount tree, a tmpfs root, recursive
+// to carry, and orders every operation. The Plan is plain data too, with a
+// compact JSON form (encoded and decoded without encoding/json), so the
+// supervisor sends it to the init stage. There, as pid 1 of the new
+// namespaces and before privileges are dropped, Plan.Apply performs it: a
+// private mount tree, a tmpfs root, recursive
 // read-only binds through open_tree/mount_setattr/move_mount, a minimal /dev,
 // a fresh /proc with masked and read-only paths, and pivot_root into the new
 // root, which ends up read-only. Every mount target is resolved with

@@ -1,42 +1,50 @@
 package vfs
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 )
 
 // copyLimit is the largest host /etc file that is copied into the sandbox
-// rather than bound. A copied file travels inside the Plan (about 9 µs of
-// JSON decoding per KiB in the init stage) and costs a file creation (about
-// 9 µs); a bound one costs a mountpoint file and a bind (about 9 + 13 µs),
-// measured by BenchmarkApply. Break-even is near 1.4 KiB.
+// rather than bound. A copied file travels inside the Plan (in base64) and
+// costs a file creation with its content (about 9 µs); a bound one costs an
+// empty mountpoint file and a bind (about 5 + 13 µs), measured by
+// BenchmarkApply.
 const copyLimit = 1024
-
-// replicateEntries is the most entries a host /etc directory may have to be
-// recreated (directory plus small files) instead of bound.
-const replicateEntries = 2
 
 // etcCarried are the host /etc entries apps read at run time, carried when
 // present: the dynamic loader's cache, TLS trust stores (Debian's ssl,
 // Fedora's pki and crypto-policies), time zone, alternatives (/usr/bin has
 // links into it), MIME types, protocol and service names, resolver
-// configuration, os-release, and python3* (Debian links sitecustomize.py
-// there). Never shadow, gshadow, sudoers, ssh, machine-id or the host's
-// hostname, hosts, passwd, group or nsswitch.conf (generated instead). Also
-// left out: the inputs of tools that rewrite /etc and so cannot run in the
-// read-only root (ld.so.conf and ld.so.conf.d for ldconfig; ca-certificates
-// and ca-certificates.conf for update-ca-certificates).
+// configuration, os-release, and python3* (see pythonNames). Never shadow,
+// gshadow, sudoers, ssh, machine-id or the host's hostname, hosts, passwd,
+// group or nsswitch.conf (generated instead). Also left out: the inputs of
+// tools that rewrite /etc and so cannot run in the read-only root
+// (ld.so.conf and ld.so.conf.d for ldconfig; ca-certificates and
+// ca-certificates.conf for update-ca-certificates).
 var etcCarried = []string{
 	"alternatives", "crypto-policies", "gai.conf", "host.conf", "ld.so.cache",
 	"localtime", "mime.types", "os-release", "pki", "protocols", "services",
 	"ssl", "timezone",
 }
+
+// etcMaybeComments are the carried files that distributions ship with
+// nothing but comments and blank lines (Debian's gai.conf). Such a file
+// changes nothing, so it is left out, which saves a bind at every start;
+// NewPlan reads these to find out even when they are too big to copy. The
+// other big ones are bound unread (ld.so.cache is binary; mime.types,
+// protocols and services list entries): reading them costs an open, a read
+// and a close on the start path for a bind that is always needed. Files
+// small enough to copy are read anyway, and left out when they hold only
+// comments.
+var etcMaybeComments = []string{"gai.conf"}
 
 // mergedUsr are the top-level directories that merged-/usr hosts make
 // symbolic links into /usr.
@@ -56,30 +64,33 @@ var (
 
 // devices are the character devices of /dev, all mode 0666.
 var devices = []struct {
-	name         string
+	path         string
 	major, minor uint32
 }{
-	{"full", 1, 7}, {"null", 1, 3}, {"random", 1, 8}, {"tty", 5, 0}, {"urandom", 1, 9}, {"zero", 1, 5},
+	{"/dev/full", 1, 7}, {"/dev/null", 1, 3}, {"/dev/random", 1, 8}, {"/dev/tty", 5, 0},
+	{"/dev/urandom", 1, 9}, {"/dev/zero", 1, 5},
 }
 
 // devLinks are the symbolic links of /dev.
-var devLinks = []struct{ name, target string }{
-	{"fd", "/proc/self/fd"}, {"ptmx", "pts/ptmx"}, {"stderr", "/proc/self/fd/2"},
-	{"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+var devLinks = []struct{ path, target string }{
+	{"/dev/fd", "/proc/self/fd"}, {"/dev/ptmx", "pts/ptmx"}, {"/dev/stderr", "/proc/self/fd/2"},
+	{"/dev/stdin", "/proc/self/fd/0"}, {"/dev/stdout", "/proc/self/fd/1"},
 }
 
 // NewPlan validates spec against the host and computes every operation that
-// builds the sandbox's filesystem. It runs on the host, once per policy: it
-// stats every bind source (a missing one is an error wrapping both
-// ErrInvalidSpec and fs.ErrNotExist), reads the /etc files it carries, and
+// builds the sandbox's filesystem. It runs on the host, on the start path
+// of every sandbox: it looks at every bind source (a missing one is an
+// error wrapping both ErrInvalidSpec and fs.ErrNotExist) and at the /etc
+// entries it carries, reading only the files it copies (and gai.conf), and
 // checks that each target can be created in the new root without writing
-// into a host directory.
+// into a host directory. It lists no directory: ext4 hashes every entry of
+// a directory block to list it (about 0.3 µs per entry here).
 func NewPlan(spec Spec) (*Plan, error) { return newPlan(spec, "") }
 
 // newPlan is NewPlan with every host path looked up under host (tests use a
 // fake host tree; "" is the real one). Sources in the Plan include host.
 func newPlan(spec Spec, host string) (*Plan, error) {
-	pl := &planner{host: host, spec: spec}
+	pl := &planner{host: host, spec: spec, buf: make([]byte, 4096)}
 	if err := pl.run(); err != nil {
 		return nil, err
 	}
@@ -101,7 +112,17 @@ type item struct {
 	// mountpoint says Apply creates the mount's target (a directory, or an
 	// empty file for a file bind) because it lies on a tmpfs.
 	mountpoint bool
-	what       string // for errors: "read-only bind /srv/x"
+	// what names the item in errors: the Spec's words for a Spec item
+	// ("read-only bind /srv/x"), else what goes before the path ("host ").
+	what string
+}
+
+// desc names it in errors: "read-only bind /srv/x", "host /etc/ssl".
+func (it *item) desc() string {
+	if it.user {
+		return it.what
+	}
+	return it.what + it.path
 }
 
 type planner struct {
@@ -110,6 +131,8 @@ type planner struct {
 	items []*item
 	// byPath indexes items by sandbox path.
 	byPath map[string]*item
+	// buf is scratch space for reading host files.
+	buf []byte
 }
 
 func (pl *planner) h(p string) string { return pl.host + p }
@@ -119,7 +142,8 @@ func invalid(format string, args ...any) error {
 }
 
 func (pl *planner) run() error {
-	pl.byPath = map[string]*item{}
+	pl.byPath = make(map[string]*item, 64)
+	pl.items = make([]*item, 0, 64)
 	if err := checkHostname(pl.spec.Hostname); err != nil {
 		return invalid("%w", err)
 	}
@@ -145,7 +169,7 @@ func (pl *planner) run() error {
 
 func (pl *planner) add(it *item) error {
 	if prev, ok := pl.byPath[it.path]; ok {
-		return invalid("%s and %s both target %s", prev.what, it.what, it.path)
+		return invalid("%s and %s both target %s", prev.desc(), it.desc(), it.path)
 	}
 	pl.byPath[it.path] = it
 	pl.items = append(pl.items, it)
@@ -163,20 +187,22 @@ func (pl *planner) userItems() error {
 			if err := checkTarget(b.Target); err != nil {
 				return invalid("%s: %w", w, err)
 			}
-			fi, err := os.Lstat(pl.h(b.Source))
-			if err != nil {
-				return fmt.Errorf("%w: %s: %w (create it on the host or remove it from the policy)", ErrInvalidSpec, w, err)
-			}
+			hp := pl.h(b.Source)
 			it := &item{path: b.Target, user: true, what: w}
-			switch {
-			case fi.Mode()&fs.ModeSymlink != 0:
-				link, err := os.Readlink(pl.h(b.Source))
+			// readlink first: it answers for a symbolic link (merged-/usr
+			// hosts' /bin, /lib...) in one call.
+			link, err := hostReadlink(hp)
+			if err != nil {
+				st, err := hostLstat(hp)
 				if err != nil {
-					return fmt.Errorf("%w: %s: %w", ErrInvalidSpec, w, err)
+					return fmt.Errorf("%w: %s: %w (create it on the host or remove it from the policy)", ErrInvalidSpec, w, err)
 				}
+				if st.mode&fs.ModeSymlink != 0 { // it just became one
+					return fmt.Errorf("%w: %s: %s changed while being read", ErrInvalidSpec, w, hp)
+				}
+				it.kind, it.source, it.dir, it.attr = KindBind, hp, st.mode.IsDir(), attr
+			} else {
 				it.kind, it.source = KindSymlink, link
-			default:
-				it.kind, it.source, it.dir, it.attr = KindBind, pl.h(b.Source), fi.IsDir(), attr
 			}
 			if err := pl.add(it); err != nil {
 				return err
@@ -220,20 +246,16 @@ func (pl *planner) mergedUsr() error {
 		if _, ok := pl.byPath[p]; ok {
 			continue // the policy binds it itself
 		}
-		fi, err := os.Lstat(pl.h(p))
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			continue
-		}
-		link, err := os.Readlink(pl.h(p))
+		link, err := hostReadlink(pl.h(p))
 		if err != nil {
-			continue
+			continue // absent, or not a symbolic link
 		}
 		abs := link
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join("/", abs)
 		}
 		if within(filepath.Clean(abs), "/usr") {
-			if err := pl.add(&item{path: p, kind: KindSymlink, source: link, what: "merged-/usr link " + p}); err != nil {
+			if err := pl.add(&item{path: p, kind: KindSymlink, source: link, what: "merged-/usr link "}); err != nil {
 				return err
 			}
 		}
@@ -254,153 +276,207 @@ func (pl *planner) occupied(p string) bool {
 // etc adds the generated /etc files and the carried host ones. A Spec item
 // at, above or below one of them replaces it.
 func (pl *planner) etc() error {
-	add := func(it *item) error {
-		if pl.occupied(it.path) {
-			return nil
-		}
-		return pl.add(it)
-	}
 	for _, f := range pl.generated() {
-		if err := add(f); err != nil {
-			return err
-		}
-	}
-	names := append([]string(nil), etcCarried...)
-	if py, err := filepath.Glob(pl.h("/etc/python3*")); err == nil {
-		for _, p := range py {
-			names = append(names, filepath.Base(p))
-		}
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p := "/etc/" + name
-		if pl.occupied(p) {
+		if pl.occupied(f.path) {
 			continue
 		}
-		if err := pl.carry(p); err != nil {
+		if err := pl.add(f); err != nil {
 			return err
+		}
+	}
+	for _, names := range [][]string{etcCarried, pl.pythonNames()} {
+		for _, name := range names {
+			p := "/etc/" + name
+			if pl.occupied(p) {
+				continue
+			}
+			if err := pl.carry(p, slices.Contains(etcMaybeComments, name)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// pythonNames returns python3 and the default Python's python3.X: Debian
+// links /usr/lib/python3.X/sitecustomize.py to /etc/python3.X and keeps
+// tool settings in /etc/python3. The version is the target of
+// /usr/bin/python3, one readlink: listing /usr/lib or /etc for every
+// python3* costs 20-50 µs (ext4 hashes every entry of a directory block
+// when it is listed). Other installed versions' /etc/python3.Y are left
+// out; Debian's sitecustomize.py only installs Ubuntu's apport crash hook,
+// and Python ignores a sitecustomize.py link that leads nowhere.
+func (pl *planner) pythonNames() []string {
+	names := []string{"python3"}
+	link, err := hostReadlink(pl.h("/usr/bin/python3"))
+	if err != nil {
+		return names
+	}
+	v := link[strings.LastIndexByte(link, '/')+1:]
+	if strings.HasPrefix(v, "python3.") {
+		names = append(names, v)
+	}
+	return names
+}
+
 // carry adds host path p (under /etc) as a copy, a symbolic link or a
-// read-only bind, whichever is cheapest at Apply. Missing entries are skipped.
-func (pl *planner) carry(p string) error {
-	fi, err := os.Lstat(pl.h(p))
+// read-only bind, whichever costs least at start (NewPlan and Apply
+// together). Missing entries are skipped, and so are files with nothing
+// but comments, which a file too big to copy is checked for only when
+// checkComments.
+func (pl *planner) carry(p string, checkComments bool) error {
+	hp := pl.h(p)
+	st, err := hostLstat(hp)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reading host %s: %w", p, err)
 	}
-	what := "host " + p
+	const what = "host "
+	bind := &item{path: p, kind: KindBind, source: hp, attr: ReadOnly | NoSuid | NoDev | NoExec, what: what}
 	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		link, err := os.Readlink(pl.h(p))
+	case st.mode&fs.ModeSymlink != 0:
+		link, err := hostReadlink(hp)
 		if err != nil {
 			return fmt.Errorf("reading host %s: %w", p, err)
 		}
 		return pl.add(&item{path: p, kind: KindSymlink, source: link, what: what})
-	case fi.Mode().IsRegular() && fi.Size() <= copyLimit:
-		data, err := os.ReadFile(pl.h(p))
-		if err != nil {
-			return fmt.Errorf("reading host %s: %w", p, err)
-		}
-		if onlyComments(data) {
-			return nil // same as absent, and costs nothing
-		}
-		return pl.add(&item{path: p, kind: KindFile, mode: uint32(fi.Mode().Perm()), data: data, what: what})
-	case fi.Mode().IsRegular():
-		if commentsOnly(pl.h(p)) {
-			return nil
-		}
-		return pl.add(&item{path: p, kind: KindBind, source: pl.h(p), attr: ReadOnly | NoSuid | NoDev | NoExec, what: what})
-	case fi.IsDir():
-		if items, ok := pl.replicable(p); ok {
-			for _, it := range items {
-				if err := pl.add(it); err != nil {
-					return err
-				}
+	case st.mode.IsRegular():
+		if st.size <= copyLimit {
+			data, err := pl.readSmall(hp, st.size)
+			if err != nil {
+				return fmt.Errorf("reading host %s: %w", p, err)
 			}
+			if data != nil {
+				if onlyComments(data) {
+					return nil // same as absent, and costs nothing
+				}
+				return pl.add(&item{path: p, kind: KindFile, mode: uint32(st.mode.Perm()), data: data, what: what})
+			}
+			// It grew past copyLimit since the lstat: bind it.
+		}
+		if checkComments && pl.commentsOnly(hp, st.size) {
 			return nil
 		}
-		return pl.add(&item{path: p, kind: KindBind, source: pl.h(p), dir: true, attr: ReadOnly | NoSuid | NoDev | NoExec, what: what})
+		return pl.add(bind)
+	case st.mode.IsDir():
+		bind.dir = true
+		return pl.add(bind)
 	}
 	return nil // sockets, fifos, devices: not carried
 }
 
-// replicable returns the items that recreate host directory p when that is
-// cheaper than binding it (two creations cost less than a mountpoint and a
-// bind): at most replicateEntries entries, each a small regular file or a
-// symbolic link.
-func (pl *planner) replicable(p string) ([]*item, bool) {
-	ents, err := os.ReadDir(pl.h(p))
-	if err != nil || len(ents) > replicateEntries {
-		return nil, false
-	}
-	fi, err := os.Stat(pl.h(p))
+// readSmall reads regular file hp whole, if it has at most copyLimit
+// bytes; it returns nil, nil for a bigger one. size is its lstat size: a
+// short read that reaches it is the end of the file.
+func (pl *planner) readSmall(hp string, size int64) ([]byte, error) {
+	f, err := hostOpen(hp)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	items := []*item{{path: p, kind: KindDir, mode: uint32(fi.Mode().Perm()), what: "host " + p}}
-	for _, e := range ents {
-		sp, hp := p+"/"+e.Name(), pl.h(p+"/"+e.Name())
-		it := &item{path: sp, what: "host " + sp}
-		switch {
-		case e.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(hp)
-			if err != nil {
-				return nil, false
-			}
-			it.kind, it.source = KindSymlink, link
-		case e.Type().IsRegular():
-			fi, err := e.Info()
-			if err != nil || fi.Size() > copyLimit {
-				return nil, false
-			}
-			data, err := os.ReadFile(hp)
-			if err != nil || len(data) > copyLimit {
-				return nil, false
-			}
-			it.kind, it.mode, it.data = KindFile, uint32(fi.Mode().Perm()), data
-		default:
-			return nil, false
+	defer f.close()
+	buf := pl.buf[:copyLimit+1]
+	n := 0
+	for n < len(buf) {
+		m, err := f.read(buf[n:])
+		if err != nil {
+			return nil, err
 		}
-		items = append(items, it)
+		n += m
+		if m == 0 || int64(n) >= size && n < len(buf) {
+			return bytes.Clone(buf[:n]), nil
+		}
 	}
-	return items, true
+	return nil, nil
 }
 
 // onlyComments reports whether a configuration file has nothing but blank
 // lines and '#' comments (Debian's gai.conf, for one): carrying it would
 // change nothing.
 func onlyComments(data []byte) bool {
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line != "" && line[0] != '#' {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if !blankOrComment(line) {
 			return false
 		}
 	}
 	return true
 }
 
-// commentsOnly is onlyComments for a file too big to copy; it stops
-// reading at the first line that is not a comment.
-func commentsOnly(hp string) bool {
-	f, err := os.Open(hp)
+func blankOrComment(line []byte) bool {
+	line = bytes.TrimSpace(line)
+	return len(line) == 0 || line[0] == '#'
+}
+
+// maxLine is the longest line commentsOnly reads through; a longer one
+// counts as content.
+const maxLine = 64 << 10
+
+// commentsOnly is onlyComments for regular file hp, too big to copy
+// (size is its lstat size); it stops reading at the first line that is
+// not a comment.
+func (pl *planner) commentsOnly(hp string, size int64) bool {
+	f, err := hostOpen(hp)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if !onlyComments(sc.Bytes()) {
+	defer f.close()
+	buf := pl.buf
+	var total int64
+	start, end := 0, 0 // buf[start:end]: the line being read
+	for {
+		if end == len(buf) {
+			switch {
+			case start > 0:
+				end = copy(buf, buf[start:end])
+				start = 0
+			case len(buf) >= maxLine:
+				return false
+			default:
+				buf = append(buf[:end:end], make([]byte, len(buf))...)
+			}
+		}
+		n, err := f.read(buf[end:])
+		if err != nil {
 			return false
 		}
+		end += n
+		total += int64(n)
+		for {
+			i := bytes.IndexByte(buf[start:end], '\n')
+			if i < 0 {
+				break
+			}
+			if !blankOrComment(buf[start : start+i]) {
+				return false
+			}
+			start += i + 1
+		}
+		if n == 0 || total >= size && end < len(buf) {
+			return blankOrComment(buf[start:end])
+		}
 	}
-	return sc.Err() == nil
 }
+
+// nsswitchConf is the generated /etc/nsswitch.conf.
+const nsswitchConf = `# Generated by pinfold: local files only, the sandbox has no network.
+passwd:    files
+group:     files
+shadow:    files
+hosts:     files
+networks:  files
+protocols: files
+services:  files
+ethers:    files
+rpc:       files
+netgroup:  files
+`
 
 // generated returns the /etc files pinfold writes for every sandbox.
 func (pl *planner) generated() []*item {
@@ -409,36 +485,38 @@ func (pl *planner) generated() []*item {
 		host = "localhost"
 	}
 	uid, gid := pl.spec.UID, pl.spec.GID
-	passwd := "root:x:0:0:root:/root:/bin/sh\n"
-	group := "root:x:0:\n"
+	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n")
+	group := []byte("root:x:0:\n")
 	if uid != 0 && uid != 65534 {
-		passwd += fmt.Sprintf("app:x:%d:%d:app:/tmp:/bin/sh\n", uid, gid)
+		passwd = append(passwd, "app:x:"...)
+		passwd = strconv.AppendUint(passwd, uint64(uid), 10)
+		passwd = append(passwd, ':')
+		passwd = strconv.AppendUint(passwd, uint64(gid), 10)
+		passwd = append(passwd, ":app:/tmp:/bin/sh\n"...)
 	}
-	passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+	passwd = append(passwd, "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"...)
 	if gid != 0 && gid != 65534 {
-		group += fmt.Sprintf("app:x:%d:\n", gid)
+		group = append(group, "app:x:"...)
+		group = strconv.AppendUint(group, uint64(gid), 10)
+		group = append(group, ":\n"...)
 	}
-	group += "nogroup:x:65534:\n"
+	group = append(group, "nogroup:x:65534:\n"...)
 	hosts := "127.0.0.1\tlocalhost"
 	if host != "localhost" {
 		hosts += " " + host
 	}
 	hosts += "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	nss := "# Generated by pinfold: local files only, the sandbox has no network.\n"
-	for _, db := range []string{"passwd", "group", "shadow", "hosts", "networks", "protocols", "services", "ethers", "rpc", "netgroup"} {
-		nss += fmt.Sprintf("%-10s files\n", db+":")
-	}
-	file := func(name, content string) *item {
-		return &item{path: "/etc/" + name, kind: KindFile, mode: 0o644, data: []byte(content), what: "generated /etc/" + name}
+	file := func(name string, content []byte) *item {
+		return &item{path: "/etc/" + name, kind: KindFile, mode: 0o644, data: content, what: "generated "}
 	}
 	return []*item{
 		file("group", group),
-		file("hostname", host+"\n"),
-		file("hosts", hosts),
-		file("nsswitch.conf", nss),
+		file("hostname", []byte(host+"\n")),
+		file("hosts", []byte(hosts)),
+		file("nsswitch.conf", []byte(nsswitchConf)),
 		file("passwd", passwd),
-		file("resolv.conf", "# Generated by pinfold: the sandbox has no network and no name server.\n"),
-		{path: "/etc/mtab", kind: KindSymlink, source: "../proc/self/mounts", what: "generated /etc/mtab"},
+		file("resolv.conf", []byte("# Generated by pinfold: the sandbox has no network and no name server.\n")),
+		{path: "/etc/mtab", kind: KindSymlink, source: "../proc/self/mounts", what: "generated "},
 	}
 }
 
@@ -464,7 +542,7 @@ func (pl *planner) place() error {
 		}
 	}
 	items := append([]*item(nil), pl.items...)
-	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
+	slices.SortFunc(items, byPath)
 	for _, it := range items {
 		if err := pl.placeItem(it); err != nil {
 			return err
@@ -508,24 +586,24 @@ func (pl *planner) placeItem(it *item) error {
 				to = filepath.Join(filepath.Dir(link.path), to)
 			}
 			return invalid("%s: target %s goes through the symbolic link %s -> %s (%s); use %s",
-				it.what, it.path, link.path, link.source, link.what, filepath.Join(to, strings.TrimPrefix(it.path, link.path)))
+				it.desc(), it.path, link.path, link.source, link.desc(), filepath.Join(to, strings.TrimPrefix(it.path, link.path)))
 		}
-		return invalid("%s: target %s is below %s, which is a file (%s)", it.what, it.path, link.path, link.what)
+		return invalid("%s: target %s is below %s, which is a file (%s)", it.desc(), it.path, link.path, link.desc())
 	}
 	if mnt != nil && mnt.kind == KindBind {
 		if it.kind != KindBind && it.kind != KindMount {
 			return invalid("%s: %s is inside %s (host %s); pinfold never creates files in host directories",
-				it.what, it.path, mnt.what, mnt.source)
+				it.desc(), it.path, mnt.desc(), mnt.source)
 		}
 		hp := filepath.Join(mnt.source, strings.TrimPrefix(it.path, mnt.path))
 		fi, err := os.Stat(hp)
 		if err != nil {
 			return fmt.Errorf("%w: %s: target %s is inside %s, so %s must exist on the host: %w (create it; pinfold never creates mountpoints in host directories)",
-				ErrInvalidSpec, it.what, it.path, mnt.what, hp, err)
+				ErrInvalidSpec, it.desc(), it.path, mnt.desc(), hp, err)
 		}
 		wantDir := it.kind == KindMount || it.dir
 		if fi.IsDir() != wantDir {
-			return invalid("%s: target %s (host %s) is %s but the source is %s", it.what, it.path, hp, kindName(fi.IsDir()), kindName(wantDir))
+			return invalid("%s: target %s (host %s) is %s but the source is %s", it.desc(), it.path, hp, kindName(fi.IsDir()), kindName(wantDir))
 		}
 		return nil
 	}
@@ -537,6 +615,8 @@ func (pl *planner) placeItem(it *item) error {
 	it.mountpoint = it.kind == KindBind || it.kind == KindMount
 	return nil
 }
+
+func byPath(a, b *item) int { return strings.Compare(a.path, b.path) }
 
 func kindName(dir bool) string {
 	if dir {
@@ -556,13 +636,13 @@ func (pl *planner) ensureDir(p string) error {
 		case it.kind == KindDir || it.kind == KindMount || (it.kind == KindBind && it.dir):
 			return nil
 		default:
-			return invalid("%s must be a directory to hold other paths, but it is %s", p, it.what)
+			return invalid("%s must be a directory to hold other paths, but it is %s", p, it.desc())
 		}
 	}
 	if err := pl.ensureDir(filepath.Dir(p)); err != nil {
 		return err
 	}
-	it := &item{path: p, kind: KindDir, mode: 0o755, what: "directory " + p}
+	it := &item{path: p, kind: KindDir, mode: 0o755, what: "directory "}
 	pl.byPath[p] = it
 	pl.items = append(pl.items, it)
 	return nil
@@ -573,10 +653,17 @@ func (pl *planner) ensureDir(p string) error {
 // then /dev, /proc, /sys, the masks, and the sealing of /dev.
 func (pl *planner) plan() *Plan {
 	items := append([]*item(nil), pl.items...)
-	sort.Slice(items, func(i, j int) bool { return items[i].path < items[j].path })
-	p := &Plan{}
-	var copied int64
+	slices.SortFunc(items, byPath)
+	n := len(items) + 1 + 2*len(devices) + len(devLinks) + 6 + 1 + len(procMasked) + len(procReadOnly) +
+		1 + len(sysMasked) + len(pl.spec.Masked) + 1
 	for _, it := range items {
+		if it.mountpoint {
+			n++
+		}
+	}
+	p := &Plan{Ops: make([]Op, 0, n)}
+	var copied int64
+	node := func(it *item) {
 		switch it.kind {
 		case KindDir:
 			p.Ops = append(p.Ops, Op{Kind: KindDir, Path: it.path, Mode: it.mode})
@@ -585,24 +672,27 @@ func (pl *planner) plan() *Plan {
 			copied += (int64(len(it.data)) + 4095) &^ 4095
 		case KindSymlink:
 			p.Ops = append(p.Ops, Op{Kind: KindSymlink, Path: it.path, Source: it.source})
-		case KindBind:
+		case KindBind, KindMount:
 			if it.mountpoint {
-				p.Ops = append(p.Ops, mountpoint(it.path, it.dir))
+				p.Ops = append(p.Ops, mountpoint(it.path, it.kind == KindMount || it.dir))
 			}
+		}
+	}
+	for _, it := range items {
+		node(it)
+		switch it.kind {
+		case KindBind:
 			p.Ops = append(p.Ops, Op{Kind: KindBind, Path: it.path, Source: it.source, Dir: it.dir, Attr: it.attr})
 		case KindMount:
-			if it.mountpoint {
-				p.Ops = append(p.Ops, mountpoint(it.path, true))
-			}
 			p.Ops = append(p.Ops, Op{Kind: KindMount, Path: it.path, FSType: "tmpfs",
-				Options: []string{fmt.Sprintf("size=%d", it.size), "mode=1777"}, Attr: it.attr})
+				Options: []string{"size=" + strconv.FormatInt(it.size, 10), "mode=1777"}, Attr: it.attr})
 		}
 	}
 	// The root holds directories, links and the copied files; 256 KiB
 	// leaves room for the rest and bounds what a bug could write there
 	// before the root is sealed.
-	p.RootOptions = []string{fmt.Sprintf("size=%d", copied+256<<10), "mode=0755"}
-	p.Ops = append(p.Ops, pl.dev()...)
+	p.RootOptions = []string{"size=" + strconv.FormatInt(copied+256<<10, 10), "mode=0755"}
+	p.Ops = pl.dev(p.Ops)
 	p.Ops = append(p.Ops, Op{Kind: KindMount, Path: "/proc", FSType: "proc", Attr: NoSuid | NoDev | NoExec})
 	for _, m := range procMasked {
 		p.Ops = append(p.Ops, Op{Kind: KindMask, Path: m})
@@ -631,23 +721,22 @@ func mountpoint(p string, dir bool) Op {
 	return Op{Kind: KindFile, Path: p, Mode: 0o444}
 }
 
-// dev returns the operations that build /dev: a small tmpfs holding the
+// dev appends the operations that build /dev: a small tmpfs holding the
 // six usual character devices (created with mknod, or bound from the host
 // inside a user namespace, where mknod is refused), the standard links, a
 // private devpts instance, /dev/shm and /dev/mqueue.
-func (pl *planner) dev() []Op {
-	ops := []Op{{Kind: KindMount, Path: "/dev", FSType: "tmpfs", Options: []string{"size=65536", "mode=0755"}, Attr: NoSuid | NoExec}}
+func (pl *planner) dev(ops []Op) []Op {
+	ops = append(ops, Op{Kind: KindMount, Path: "/dev", FSType: "tmpfs", Options: []string{"size=65536", "mode=0755"}, Attr: NoSuid | NoExec})
 	for _, d := range devices {
-		p := "/dev/" + d.name
 		if pl.spec.UserNS {
-			ops = append(ops, mountpoint(p, false),
-				Op{Kind: KindBind, Path: p, Source: pl.h(p), Attr: NoSuid | NoExec})
+			ops = append(ops, mountpoint(d.path, false),
+				Op{Kind: KindBind, Path: d.path, Source: pl.h(d.path), Attr: NoSuid | NoExec})
 		} else {
-			ops = append(ops, Op{Kind: KindDevice, Path: p, Mode: 0o666, Major: d.major, Minor: d.minor})
+			ops = append(ops, Op{Kind: KindDevice, Path: d.path, Mode: 0o666, Major: d.major, Minor: d.minor})
 		}
 	}
 	for _, l := range devLinks {
-		ops = append(ops, Op{Kind: KindSymlink, Path: "/dev/" + l.name, Source: l.target})
+		ops = append(ops, Op{Kind: KindSymlink, Path: l.path, Source: l.target})
 	}
 	shm := pl.spec.ShmSize
 	if shm == 0 {
@@ -659,7 +748,7 @@ func (pl *planner) dev() []Op {
 		Op{Kind: KindDir, Path: "/dev/shm", Mode: 0o755},
 		Op{Kind: KindMount, Path: "/dev/mqueue", FSType: "mqueue", Attr: NoSuid | NoDev | NoExec},
 		Op{Kind: KindMount, Path: "/dev/pts", FSType: "devpts", Options: []string{"newinstance", "ptmxmode=0666", "mode=0620"}, Attr: NoSuid | NoExec},
-		Op{Kind: KindMount, Path: "/dev/shm", FSType: "tmpfs", Options: []string{fmt.Sprintf("size=%d", shm), "mode=1777"}, Attr: NoSuid | NoDev | NoExec},
+		Op{Kind: KindMount, Path: "/dev/shm", FSType: "tmpfs", Options: []string{"size=" + strconv.FormatInt(shm, 10), "mode=1777"}, Attr: NoSuid | NoDev | NoExec},
 	)
 	return ops
 }

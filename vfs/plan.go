@@ -82,27 +82,43 @@ var attrNames = []struct {
 }{{ReadOnly, "ro"}, {NoSuid, "nosuid"}, {NoDev, "nodev"}, {NoExec, "noexec"}}
 
 // String lists the attributes as in mount(8) options, "rw" for none.
-func (a Attr) String() string {
-	var parts []string
+func (a Attr) String() string { return string(a.appendText(nil)) }
+
+// appendText appends a as String does.
+func (a Attr) appendText(b []byte) []byte {
+	first := a&ReadOnly != 0
+	if !first {
+		b = append(b, "rw"...)
+	}
 	for _, n := range attrNames {
 		if a&n.a != 0 {
-			parts = append(parts, n.name)
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, n.name...)
+			first = false
 		}
 	}
-	if a&ReadOnly == 0 {
-		parts = append([]string{"rw"}, parts...)
-	}
-	return strings.Join(parts, ",")
+	return b
 }
 
 // MarshalText encodes a as String does.
-func (a Attr) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+func (a Attr) MarshalText() ([]byte, error) { return a.appendText(nil), nil }
 
 // UnmarshalText parses a comma-separated list of ro, rw, nosuid, nodev and
 // noexec.
 func (a *Attr) UnmarshalText(b []byte) error {
+	v, err := parseAttr(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
+func parseAttr(s string) (Attr, error) {
 	var v Attr
-	for _, f := range strings.Split(string(b), ",") {
+	for f := range strings.SplitSeq(s, ",") {
 		switch f {
 		case "rw", "":
 		case "ro":
@@ -114,11 +130,10 @@ func (a *Attr) UnmarshalText(b []byte) error {
 		case "noexec":
 			v |= NoExec
 		default:
-			return fmt.Errorf("%w: unknown mount attribute %q (want ro, rw, nosuid, nodev or noexec)", ErrInvalidPlan, f)
+			return 0, fmt.Errorf("%w: unknown mount attribute %q (want ro, rw, nosuid, nodev or noexec)", ErrInvalidPlan, f)
 		}
 	}
-	*a = v
-	return nil
+	return v, nil
 }
 
 // Validate checks that p is well formed: known kinds, clean absolute paths,

@@ -1,12 +1,14 @@
 package vfs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +19,7 @@ func fakeHost(t *testing.T) string {
 	t.Helper()
 	h := t.TempDir()
 	dirs := []string{"usr/bin", "usr/lib", "sbin", "etc/ssl/certs", "etc/ld.so.conf.d",
-		"etc/python3.11", "srv/data/sub", "srv/models", "srv/data/ro"}
+		"etc/python3.11", "etc/python3.9", "srv/data/sub", "srv/models", "srv/data/ro"}
 	for _, d := range dirs {
 		if err := os.MkdirAll(filepath.Join(h, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -33,9 +35,10 @@ func fakeHost(t *testing.T) string {
 		"etc/ld.so.cache":              strings.Repeat("c", 4*copyLimit),
 		"etc/ld.so.conf.d/libc.conf":   "/usr/local/lib\n",
 		"etc/python3.11/sitecustomize": "# site\n",
-		"etc/gai.conf":                 "# only comments\n\n  # here\n",
+		"etc/gai.conf":                 strings.Repeat("# comment\n\n  # indented\n", 200),
 		"etc/host.conf":                "multi on\n",
-		"etc/services":                 strings.Repeat("# comment\n\n", 200),
+		"etc/services":                 "# only comments\n\n  # here\n",
+		"etc/mime.types":               strings.Repeat("# comment\n", 200), // bound unread
 		"etc/protocols":                strings.Repeat("ip 0 IP\n", 200),
 		"srv/file":                     "data",
 		"srv/data/file":                "data",
@@ -46,10 +49,11 @@ func fakeHost(t *testing.T) string {
 		}
 	}
 	links := map[string]string{
-		"bin":           "usr/bin",
-		"lib":           "usr/lib",
-		"etc/localtime": "/usr/share/zoneinfo/UTC",
-		"srv/link":      "models",
+		"bin":             "usr/bin",
+		"lib":             "usr/lib",
+		"etc/localtime":   "/usr/share/zoneinfo/UTC",
+		"srv/link":        "models",
+		"usr/bin/python3": "python3.11",
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(h, name)); err != nil {
@@ -93,46 +97,46 @@ func TestNewPlan(t *testing.T) {
 		name: "default",
 		spec: def,
 		want: map[string]want{
-			"/usr":                          {KindBind, "/usr", ReadOnly | NoSuid | NoDev},
-			"/bin":                          {KindSymlink, "usr/bin", 0},
-			"/lib":                          {KindSymlink, "usr/lib", 0},
-			"/tmp":                          {KindMount, "", NoSuid | NoDev},
-			"/etc/passwd":                   {kind: KindFile},
-			"/etc/hostname":                 {kind: KindFile},
-			"/etc/host.conf":                {kind: KindFile},
-			"/etc/ld.so.cache":              {KindBind, "/etc/ld.so.cache", ReadOnly | NoSuid | NoDev | NoExec},
-			"/etc/ssl":                      {KindBind, "/etc/ssl", ReadOnly | NoSuid | NoDev | NoExec},
-			"/etc/python3.11":               {kind: KindDir},
-			"/etc/python3.11/sitecustomize": {kind: KindFile},
-			"/etc/protocols":                {KindBind, "/etc/protocols", ReadOnly | NoSuid | NoDev | NoExec},
-			"/etc/localtime":                {KindSymlink, "/usr/share/zoneinfo/UTC", 0},
-			"/etc/mtab":                     {KindSymlink, "../proc/self/mounts", 0},
-			"/dev":                          {KindSeal, "", 0},
-			"/dev/null":                     {kind: KindDevice},
-			"/dev/ptmx":                     {KindSymlink, "pts/ptmx", 0},
-			"/dev/pts":                      {KindMount, "", NoSuid | NoExec},
-			"/dev/shm":                      {KindMount, "", NoSuid | NoDev | NoExec},
-			"/dev/mqueue":                   {KindMount, "", NoSuid | NoDev | NoExec},
-			"/proc":                         {KindMount, "", NoSuid | NoDev | NoExec},
-			"/proc/kcore":                   {kind: KindMask},
-			"/proc/sys":                     {kind: KindReadOnly},
-			"/proc/sysrq-trigger":           {kind: KindReadOnly},
-			"/proc/timer_list":              {kind: KindMask},
-			"/proc/latency_stats":           {kind: KindMask},
-			"/proc/acpi":                    {kind: KindMask},
-			"/etc/nsswitch.conf":            {kind: KindFile},
-			"/etc/resolv.conf":              {kind: KindFile},
-			"/etc/hosts":                    {kind: KindFile},
-			"/etc/group":                    {kind: KindFile},
+			"/usr":                {KindBind, "/usr", ReadOnly | NoSuid | NoDev},
+			"/bin":                {KindSymlink, "usr/bin", 0},
+			"/lib":                {KindSymlink, "usr/lib", 0},
+			"/tmp":                {KindMount, "", NoSuid | NoDev},
+			"/etc/passwd":         {kind: KindFile},
+			"/etc/hostname":       {kind: KindFile},
+			"/etc/host.conf":      {kind: KindFile},
+			"/etc/ld.so.cache":    {KindBind, "/etc/ld.so.cache", ReadOnly | NoSuid | NoDev | NoExec},
+			"/etc/ssl":            {KindBind, "/etc/ssl", ReadOnly | NoSuid | NoDev | NoExec},
+			"/etc/python3.11":     {KindBind, "/etc/python3.11", ReadOnly | NoSuid | NoDev | NoExec},
+			"/etc/protocols":      {KindBind, "/etc/protocols", ReadOnly | NoSuid | NoDev | NoExec},
+			"/etc/mime.types":     {KindBind, "/etc/mime.types", ReadOnly | NoSuid | NoDev | NoExec},
+			"/etc/localtime":      {KindSymlink, "/usr/share/zoneinfo/UTC", 0},
+			"/etc/mtab":           {KindSymlink, "../proc/self/mounts", 0},
+			"/dev":                {KindSeal, "", 0},
+			"/dev/null":           {kind: KindDevice},
+			"/dev/ptmx":           {KindSymlink, "pts/ptmx", 0},
+			"/dev/pts":            {KindMount, "", NoSuid | NoExec},
+			"/dev/shm":            {KindMount, "", NoSuid | NoDev | NoExec},
+			"/dev/mqueue":         {KindMount, "", NoSuid | NoDev | NoExec},
+			"/proc":               {KindMount, "", NoSuid | NoDev | NoExec},
+			"/proc/kcore":         {kind: KindMask},
+			"/proc/sys":           {kind: KindReadOnly},
+			"/proc/sysrq-trigger": {kind: KindReadOnly},
+			"/proc/timer_list":    {kind: KindMask},
+			"/proc/latency_stats": {kind: KindMask},
+			"/proc/acpi":          {kind: KindMask},
+			"/etc/nsswitch.conf":  {kind: KindFile},
+			"/etc/resolv.conf":    {kind: KindFile},
+			"/etc/hosts":          {kind: KindFile},
+			"/etc/group":          {kind: KindFile},
 		},
 		absent: []string{"/sbin", "/etc/shadow", "/etc/machine-id", "/sys", "/sys/firmware", "/lib64",
-			"/etc/gai.conf", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/services"},
+			"/etc/gai.conf", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/services",
+			"/etc/python3.11/sitecustomize", "/etc/python3.9"},
 		content: map[string]string{
-			"/etc/hostname":                 "sandbox\n",
-			"/etc/passwd":                   "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-			"/etc/group":                    "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
-			"/etc/hosts":                    "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-			"/etc/python3.11/sitecustomize": "# site\n",
+			"/etc/hostname": "sandbox\n",
+			"/etc/passwd":   "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+			"/etc/group":    "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
+			"/etc/hosts":    "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
 		},
 	}, {
 		name: "sysfs, user namespace, nobody, no hostname",
@@ -446,4 +450,175 @@ func FuzzPlanJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzPlanUnmarshalJSON feeds arbitrary bytes to Plan.UnmarshalJSON, as
+// the init stage does with the plan in its configuration, and checks it
+// against encoding/json: what it accepts is valid JSON that encoding/json
+// decodes to the same strings, and encodes back to the same plan.
+func FuzzPlanUnmarshalJSON(f *testing.F) {
+	f.Add([]byte(`{"root":"size=1,mode=0755","ops":["dir /a 755","file /a/b 644 aGk=","file \"/a/c d\" 600 \"\""]}`))
+	f.Add([]byte(` { "ops" : [ "mask /p" , "seal \u002fr" ] , "root" : null } `))
+	f.Add([]byte(`{"root":"a\ud800\udc00b\ud800x\\\"","ops":null}`))
+	f.Add([]byte(`{"root":"\u00e9","ops":[],"ops":["readonly /q"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p Plan
+		if p.UnmarshalJSON(b) != nil {
+			return
+		}
+		var j struct {
+			Root string   `json:"root"`
+			Ops  []string `json:"ops"`
+		}
+		if err := json.Unmarshal(b, &j); err != nil {
+			t.Fatalf("UnmarshalJSON accepted what encoding/json refuses (%v): %q", err, b)
+		}
+		if root := strings.Join(p.RootOptions, ","); root != j.Root {
+			t.Fatalf("root %q, encoding/json says %q", root, j.Root)
+		}
+		if len(p.Ops) != len(j.Ops) {
+			t.Fatalf("%d ops, encoding/json says %d", len(p.Ops), len(j.Ops))
+		}
+		for i, line := range j.Ops {
+			var op Op
+			if err := op.decode(line); err != nil || !reflect.DeepEqual(op, p.Ops[i]) {
+				t.Fatalf("op %d: %v, encoding/json's line %q decodes to %v (%v)", i, p.Ops[i], line, op, err)
+			}
+		}
+		out, err := p.MarshalJSON()
+		if err != nil {
+			return // e.g. an option with a comma: refused on the way out
+		}
+		if !json.Valid(out) {
+			t.Fatalf("MarshalJSON wrote invalid JSON: %q", out)
+		}
+		var q Plan
+		err = q.UnmarshalJSON(out)
+		same := err == nil && slices.Equal(p.RootOptions, q.RootOptions) && len(p.Ops) == len(q.Ops)
+		for i := 0; same && i < len(p.Ops); i++ {
+			same = reflect.DeepEqual(p.Ops[i], q.Ops[i])
+		}
+		if !same {
+			t.Fatalf("round trip: %v\n%s\n---\n%s", err, p.String(), q.String())
+		}
+	})
+}
+
+// TestCommentsOnly checks the streaming check of files too big to copy
+// against onlyComments on the whole content, across its 4 KiB buffer.
+func TestCommentsOnly(t *testing.T) {
+	long := strings.Repeat("#", maxLine+10) + "\n"
+	tests := []struct {
+		name    string
+		content string
+		want    bool
+	}{
+		{"empty", "", true},
+		{"blank lines", "\n\n \t\r\n", true},
+		{"comments, no final newline", "# a\n  # b", true},
+		{"crlf comments", "# a\r\n\r\n# b\r\n", true},
+		{"unicode space before comment", "\u00a0# a\n", true},
+		{"entry", "# a\nip 0 IP\n", false},
+		{"entry without newline", "# a\nip 0 IP", false},
+		{"comment across the buffer", strings.Repeat("#", 4090) + "\n# x\n", true},
+		{"entry across the buffer", strings.Repeat("# c\n", 1023) + "  ab\n", false},
+		{"many comment lines", strings.Repeat("# comment\n\n  # indented\n", 500), true},
+		{"line longer than maxLine", long, false},
+		{"binary", "glibc-ld.so.cache1.1\x00\x02\n", false},
+	}
+	pl := &planner{buf: make([]byte, 4096)}
+	dir := t.TempDir()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "f")
+			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := pl.commentsOnly(p, int64(len(tc.content))); got != tc.want {
+				t.Errorf("commentsOnly = %v, want %v", got, tc.want)
+			}
+			if len(tc.content) <= maxLine {
+				if got := onlyComments([]byte(tc.content)); got != tc.want {
+					t.Errorf("onlyComments = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestReadSmall checks the copy limit and that a short read at the lstat
+// size ends the file.
+func TestReadSmall(t *testing.T) {
+	pl := &planner{buf: make([]byte, 4096)}
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 100, copyLimit - 1, copyLimit, copyLimit + 1, 3000} {
+		p := filepath.Join(dir, "f")
+		content := bytes.Repeat([]byte("x"), n)
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The lstat size may be stale: the file may have grown or
+		// shrunk since.
+		for _, size := range []int64{int64(n), 0, int64(n) + 5} {
+			got, err := pl.readSmall(p, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case n > copyLimit && got != nil:
+				t.Errorf("%d bytes (lstat %d): read %d, want nil (too big)", n, size, len(got))
+			case n <= copyLimit && (got == nil || !bytes.Equal(got, content)):
+				t.Errorf("%d bytes (lstat %d): read %d bytes, want all", n, size, len(got))
+			}
+		}
+	}
+	if _, err := pl.readSmall(filepath.Join(dir, "missing"), 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// FuzzCommentsOnly checks the streaming check against the in-memory one.
+func FuzzCommentsOnly(f *testing.F) {
+	f.Add([]byte("# a\n\n  # b\r\n"))
+	f.Add([]byte("# a\nentry\n"))
+	f.Add([]byte("\u2003#\n"))
+	dir := f.TempDir()
+	pl := &planner{buf: make([]byte, 4096)}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := pl.commentsOnly(p, int64(len(b))), onlyComments(b); got != want && len(b) <= maxLine {
+			t.Fatalf("commentsOnly %v, onlyComments %v for %q", got, want, b)
+		}
+	})
+}
+
+// TestPythonNames checks which /etc/python3* names NewPlan looks for.
+func TestPythonNames(t *testing.T) {
+	tests := []struct {
+		link string // target of /usr/bin/python3; "" for none
+		want []string
+	}{
+		{"python3.11", []string{"python3", "python3.11"}},
+		{"/usr/bin/python3.13", []string{"python3", "python3.13"}},
+		{"pypy3", []string{"python3"}},
+		{"", []string{"python3"}},
+	}
+	for _, tc := range tests {
+		h := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(h, "usr/bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if tc.link != "" {
+			if err := os.Symlink(tc.link, filepath.Join(h, "usr/bin/python3")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pl := &planner{host: h}
+		if got := pl.pythonNames(); !slices.Equal(got, tc.want) {
+			t.Errorf("/usr/bin/python3 -> %q: %q, want %q", tc.link, got, tc.want)
+		}
+	}
 }
