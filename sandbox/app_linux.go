@@ -44,6 +44,7 @@ type App struct {
 	waitErr error
 
 	started  time.Time
+	exitedAt time.Time // set before exited is closed
 	phases   []Phase
 	lastMark time.Time
 	timedOut atomic.Bool
@@ -110,15 +111,20 @@ func (s *Supervisor) create(spec Spec, waitStart bool) (_ *App, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if u := spec.Namespaces.User; u != nil {
+		if err := s.checkUserNSReach(u); err != nil {
+			return nil, err
+		}
+	}
 	a := &App{
 		lastMark: time.Now(),
-		ID:     newID(),
-		Name:   spec.Name,
-		sup:    s,
-		spec:   spec,
-		life:   newLifecycle(),
-		pidfd:  -1,
-		exited: make(chan struct{}),
+		ID:       newID(),
+		Name:     spec.Name,
+		sup:      s,
+		spec:     spec,
+		life:     newLifecycle(),
+		pidfd:    -1,
+		exited:   make(chan struct{}),
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -288,6 +294,10 @@ func (a *App) spawn() error {
 		attr.UidMappings = idMaps(u.UIDMappings)
 		attr.GidMappings = idMaps(u.GIDMappings)
 		attr.GidMappingsEnableSetgroups = true
+		// Exec the init stage as root of the new namespace: the caller's
+		// uid is not mapped there, and an unmapped uid execs with no
+		// capabilities at all.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if fd, ok := a.cg.CgroupFD(); ok {
 		attr.UseCgroupFD = true
@@ -321,6 +331,7 @@ func (a *App) spawn() error {
 	a.cleanup.add(ResPidFD, fmt.Sprint(pidfd), func() error { return syscalls.Close(pidfd) })
 	go func() {
 		ws, _, err := syscalls.Wait4(pid)
+		a.exitedAt = time.Now()
 		a.status, a.waitErr = ws, err
 		// Output copiers end when every process holding the pipes is gone.
 		if cerr := io.wait(); cerr != nil && a.waitErr == nil {
@@ -474,7 +485,7 @@ func (a *App) finish() {
 		}
 		e := &Exit{Code: -1, TimedOut: a.timedOut.Load()}
 		if !a.started.IsZero() {
-			e.Wall = time.Since(a.started)
+			e.Wall = a.exitedAt.Sub(a.started)
 		}
 		if a.pid > 0 && a.waitErr == nil {
 			switch ws := a.status; {

@@ -22,7 +22,7 @@ const (
 	ResTimer       Resource = "timer"        // wall-time deadline
 )
 
-// AllResources lists every resource kind, in acquisition order.
+// AllResources lists every resource kind.
 var AllResources = []Resource{ResStateRecord, ResCgroup, ResSeccomp, ResProcess, ResPidFD, ResSyncSocket, ResTimer}
 
 // Step is one release in a cleanup report.

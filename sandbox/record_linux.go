@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pinfold/pinfold/cgroup"
@@ -28,8 +27,6 @@ type record struct {
 	SupervisorStart uint64        `json:"supervisorStart"`
 	Created         time.Time     `json:"created"`
 	Cgroup          *cgroup.Paths `json:"cgroup,omitempty"`
-	PID             int           `json:"pid,omitempty"`
-	PIDStart        uint64        `json:"pidStart,omitempty"`
 }
 
 const recordVersion = 1
@@ -166,26 +163,9 @@ func recoverOne(path string) (Leftover, bool, error) {
 				return errors.Join(kerr, cg.Delete())
 			})
 		}
-		if r.PID > 0 {
-			pid, start := r.PID, r.PIDStart
-			cs.add(ResProcess, fmt.Sprint(pid), func() error { return killIfSame(pid, start) })
-		}
 	}
 	lo.Report = cs.run()
 	return lo, true, lo.Report.Err()
-}
-
-// killIfSame SIGKILLs pid if it is still the process that started at start.
-func killIfSame(pid int, start uint64) error {
-	fd, err := syscalls.PidfdOpen(pid)
-	if err != nil {
-		return nil // gone
-	}
-	defer syscalls.Close(fd)
-	if st, err := syscalls.ProcStartTime(pid); err != nil || st != start {
-		return nil // pid reused by another process
-	}
-	return syscalls.PidfdSendSignal(fd, syscall.SIGKILL)
 }
 
 func sameFile(st fs.FileInfo, f *os.File) bool {

@@ -8,6 +8,7 @@
 // for a second start of the larger cgo pinfold binary. pinfold falls back to
 // re-executing itself in this role when pinfold-init is not installed beside
 // it.
+//
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
 package main

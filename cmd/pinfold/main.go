@@ -8,6 +8,7 @@
 // Exit status of run is like docker run: the app's own code, 128+N if signal
 // N killed it, 125 if pinfold failed, 126 if the command cannot be executed,
 // 127 if it was not found.
+//
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
 package main

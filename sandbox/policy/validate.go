@@ -124,6 +124,16 @@ func (v *validator) namespaces(ns *Namespaces) {
 	const base = "spec.namespaces.user"
 	v.idMappings(base+".uidMappings", ns.User.UIDMappings)
 	v.idMappings(base+".gidMappings", ns.User.GIDMappings)
+	// pinfold's init stage runs as root of the new namespace before it
+	// switches to spec.user.
+	for _, m := range []struct {
+		path string
+		ms   []specs.LinuxIDMapping
+	}{{base + ".uidMappings", ns.User.UIDMappings}, {base + ".gidMappings", ns.User.GIDMappings}} {
+		if len(m.ms) > 0 && !mapped(0, m.ms) {
+			v.add(m.path, ErrInvalidValue, "must map id 0 (pinfold's init stage runs as root inside the user namespace before switching to spec.user)")
+		}
+	}
 }
 
 func (v *validator) idMappings(path string, ms []specs.LinuxIDMapping) {

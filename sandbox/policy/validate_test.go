@@ -93,6 +93,7 @@ func TestValidate(t *testing.T) {
 		}, ErrInvalidValue,
 			"spec.namespaces.user.uidMappings[1]: host ids overlap those of spec.namespaces.user.uidMappings[0]\n" +
 				"spec.namespaces.user.uidMappings[2]: containerID 4294967290 + size 10 goes past the largest id, 4294967294\n" +
+				"spec.namespaces.user.gidMappings: must map id 0 (pinfold's init stage runs as root inside the user namespace before switching to spec.user)\n" +
 				"spec.user.gid: gid 65534 is not mapped by spec.namespaces.user.gidMappings\n" +
 				"spec.user.additionalGids[1]: gid 2 is not mapped by spec.namespaces.user.gidMappings"},
 		{"invalid uid", func(p *Policy) { p.Spec.User.UID = math.MaxUint32 }, ErrInvalidValue,
