@@ -97,7 +97,9 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 				return err
 			}
 			if root != "" {
-				q.RootOptions = strings.Split(root, ",")
+				if q.RootOptions, err = splitOptions(root); err != nil {
+					return err
+				}
 			}
 		case "ops":
 			q.Ops = nil
@@ -437,7 +439,9 @@ func (op *Op) decode(line string) error {
 			return err
 		}
 		if len(args) == 3 {
-			op.Options = strings.Split(args[2], ",")
+			if op.Options, err = splitOptions(args[2]); err != nil {
+				return err
+			}
 		}
 	case KindMask, KindReadOnly, KindSeal:
 		return want(0)
@@ -445,6 +449,18 @@ func (op *Op) decode(line string) error {
 		return fmt.Errorf("unknown operation kind %q", op.Kind)
 	}
 	return nil
+}
+
+// splitOptions splits a comma-separated option list, refusing empty
+// options as the encoder does, so that whatever decodes also encodes.
+func splitOptions(s string) ([]string, error) {
+	opts := strings.Split(s, ",")
+	for _, o := range opts {
+		if o == "" {
+			return nil, fmt.Errorf("empty mount option in %q", s)
+		}
+	}
+	return opts, nil
 }
 
 func parseMode(s string) (uint32, error) {
