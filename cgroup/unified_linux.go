@@ -119,7 +119,12 @@ func (u *unifiedDir) kill(ctx context.Context) error {
 		}
 		// No cgroup.kill: an old kernel.
 	}
-	return killByFreezing(ctx, u, func() ([]int, error) { return listProcs(u.path) })
+	if err := killByFreezing(ctx, u, func() ([]int, error) { return listProcs(u.path) }); err != nil {
+		return err
+	}
+	// cgroup.procs empties as tasks exit; "populated" drops a little
+	// later, once their exit is accounted. Callers rely on the latter.
+	return u.waitEvent(ctx, "populated", 0)
 }
 
 func (u *unifiedDir) freeze(ctx context.Context) error {
