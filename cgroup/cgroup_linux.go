@@ -76,7 +76,7 @@ func Load(p Paths) (Cgroup, error) {
 			return nil, fmt.Errorf("loading cgroup: paths.unified: %w", err)
 		}
 	}
-	cg, err := newCgroup(p, v1Root)
+	cg, err := newCgroup(p)
 	if err != nil {
 		return nil, fmt.Errorf("loading cgroup: %w", err)
 	}
@@ -150,7 +150,7 @@ func checkNotSelf(dir, hierarchy, mountRoot, own string) error {
 }
 
 // newCgroup opens the cgroup at p (created or loaded).
-func newCgroup(p Paths, v1Root string) (cgroupImpl, error) {
+func newCgroup(p Paths) (cgroupImpl, error) {
 	p.V1 = maps.Clone(p.V1)
 	var unified *unifiedDir
 	if p.Unified != "" {
@@ -162,14 +162,7 @@ func newCgroup(p Paths, v1Root string) (cgroupImpl, error) {
 	if p.Mode == ModeUnified {
 		return &v2Cgroup{paths: p, dir: unified}, nil
 	}
-	cg, err := newV1Cgroup(p, v1Root, unified)
-	if err != nil {
-		if unified != nil {
-			err = errors.Join(err, unified.close())
-		}
-		return nil, err
-	}
-	return cg, nil
+	return newV1Cgroup(p, unified), nil
 }
 
 // deleteDirs removes every directory of p, and then the empty shared parents.

@@ -39,12 +39,16 @@
 // sleeps: cgroup2 state changes are awaited with poll(2) on cgroup.events,
 // v1 state is polled with a backoff.
 //
-// The v1 cpu, pids and memory-reservation settings are written with
-// github.com/containerd/cgroups/v3/cgroup1, which also resolves the
-// supervisor's own cgroup per hierarchy (cgroup1.NestedPath). Memory limits,
-// cgroup v2 settings, freezing, killing, statistics and removal are done
-// here: they must be ordered correctly, bounded in time, and report every
-// failure, which cgroup1 and cgroup2 do not all do.
+// From github.com/containerd/cgroups/v3 the package uses the host mode
+// detection (cgroups.Mode) and the /proc/self/cgroup parser. It writes the
+// few cgroup files it sets itself rather than through the cgroup1 and
+// cgroup2 subpackages: linking cgroup1 alone (it pulls in protobuf metrics,
+// D-Bus and systemd clients) adds ~0.7 ms to every start of the pinfold
+// binary on these machines, and settings must be ordered correctly, bounded
+// in time and report every failure, which those packages do not all do (see
+// the notes in v1_linux.go). The supervisor's own v1 cgroups are resolved
+// the way cgroup1.NestedPath does it, from one read of mountinfo; the tests
+// check the results against cgroup1.NestedPath.
 //
 // The package does not decide limits (that is package sched and the policy),
 // does not spawn processes (package sandbox does, passing [Cgroup.CgroupFD]

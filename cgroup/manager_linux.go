@@ -417,7 +417,7 @@ func (m *Manager) New(cfg Config) (Cgroup, error) {
 		}
 	}
 
-	cg, err := newCgroup(p, m.v1Root)
+	cg, err := newCgroup(p)
 	if err == nil {
 		err = cg.apply(cfg.Resources, true)
 		if err != nil {

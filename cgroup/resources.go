@@ -240,39 +240,3 @@ func blkioToIOWeight(w uint16) uint64 {
 	return 1 + (uint64(w)-minBlkWeight)*9999/(maxBlkWeight-minBlkWeight)
 }
 
-// v1LibraryResources is the part of r that cgroup1 applies: the memory
-// reservation, cpu and pids limits. This package writes the rest itself:
-// memory and memory+swap limits (cgroup1 v3.1.3 orders them wrongly when
-// both are raised: it swaps the limit with the reservation instead of with
-// memory+swap, and the kernel refuses a limit above memory+swap), block I/O
-// weight (cgroup1 writes blkio.weight, which BFQ-only kernels lack), and
-// "unlimited" pids (cgroup1 skips limits ≤ 0). OCI's "unset" zeroes become
-// nils so cgroup1 does not write them.
-func v1LibraryResources(r *specs.LinuxResources) *specs.LinuxResources {
-	out := &specs.LinuxResources{}
-	if r == nil {
-		return out
-	}
-	if m := r.Memory; m != nil {
-		mm := &specs.LinuxMemory{}
-		if v := valueOr(m.Reservation, 0); v != 0 {
-			mm.Reservation = &v
-		}
-		out.Memory = mm
-	}
-	if c := r.CPU; c != nil {
-		cc := &specs.LinuxCPU{Shares: c.Shares, Period: c.Period}
-		if c.Quota != nil {
-			q := *c.Quota
-			if q <= 0 {
-				q = -1
-			}
-			cc.Quota = &q
-		}
-		out.CPU = cc
-	}
-	if p := r.Pids; p != nil && p.Limit != nil && *p.Limit > 0 {
-		out.Pids = &specs.LinuxPids{Limit: p.Limit}
-	}
-	return out
-}

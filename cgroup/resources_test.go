@@ -127,20 +127,3 @@ func TestBlkioToIOWeight(t *testing.T) {
 	}
 }
 
-func TestV1LibraryResources(t *testing.T) {
-	got := v1LibraryResources(&specs.LinuxResources{
-		Memory:  &specs.LinuxMemory{Limit: p64(1 << 20), Swap: p64(0)},
-		CPU:     &specs.LinuxCPU{Quota: p64(0)},
-		Pids:    &specs.LinuxPids{Limit: p64(-1)},
-		BlockIO: &specs.LinuxBlockIO{Weight: pu16(100)},
-	})
-	if got.Memory.Swap != nil || got.Memory.Limit != nil {
-		t.Errorf("memory = %+v: limits are written by this package, not cgroup1", got.Memory)
-	}
-	if *got.CPU.Quota != -1 {
-		t.Errorf("quota = %d, want -1 (unlimited)", *got.CPU.Quota)
-	}
-	if got.Pids != nil || got.BlockIO != nil {
-		t.Errorf("pids %+v and blockIO %+v are written by this package, not cgroup1", got.Pids, got.BlockIO)
-	}
-}

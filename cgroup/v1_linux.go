@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -24,61 +23,11 @@ import (
 // cgroup.kill, cgroup.freeze and cgroup.events.
 type v1Cgroup struct {
 	paths   Paths
-	lib     cgroup1.Cgroup // writes limits and moves processes; nil if every v1 directory is gone
-	unified *unifiedDir    // nil on legacy hosts
+	unified *unifiedDir // nil on legacy hosts
 }
 
-func newV1Cgroup(p Paths, v1Root string, unified *unifiedDir) (*v1Cgroup, error) {
-	cg := &v1Cgroup{paths: p, unified: unified}
-	subsystems := v1Subsystems(v1Root, p.V1)
-	lib, err := cgroup1.Load(v1Path(v1Root, p.V1), cgroup1.WithHierarchy(func() ([]cgroup1.Subsystem, error) {
-		return subsystems, nil
-	}))
-	switch {
-	case err == nil:
-		cg.lib = lib
-	case errors.Is(err, cgroup1.ErrCgroupDeleted):
-		// Every v1 directory is gone already: Kill and Delete still work.
-	default:
-		return nil, fmt.Errorf("opening cgroup v1 directories: %w", err)
-	}
-	return cg, nil
-}
-
-// v1Subsystems returns cgroup1's controllers for the hierarchies in dirs.
-func v1Subsystems(root string, dirs map[string]string) []cgroup1.Subsystem {
-	var out []cgroup1.Subsystem
-	for _, c := range v1Controllers {
-		if _, ok := dirs[c]; !ok {
-			continue
-		}
-		switch c {
-		case "memory":
-			out = append(out, cgroup1.NewMemory(root))
-		case "cpu":
-			out = append(out, cgroup1.NewCpu(root))
-		case "cpuacct":
-			out = append(out, cgroup1.NewCpuacct(root))
-		case "pids":
-			out = append(out, cgroup1.NewPids(root))
-		case "freezer":
-			out = append(out, cgroup1.NewFreezer(root))
-		case "blkio":
-			out = append(out, cgroup1.NewBlkio(root))
-		}
-	}
-	return out
-}
-
-// v1Path gives cgroup1 each hierarchy's directory relative to its mount.
-func v1Path(root string, dirs map[string]string) cgroup1.Path {
-	return func(name cgroup1.Name) (string, error) {
-		dir, ok := dirs[string(name)]
-		if !ok {
-			return "", cgroup1.ErrControllerNotActive
-		}
-		return "/" + strings.TrimPrefix(dir, filepath.Join(root, string(name))+"/"), nil
-	}
+func newV1Cgroup(p Paths, unified *unifiedDir) *v1Cgroup {
+	return &v1Cgroup{paths: p, unified: unified}
 }
 
 func (c *v1Cgroup) Paths() Paths {
@@ -106,11 +55,15 @@ func (c *v1Cgroup) AddProc(pid int) error {
 			return err
 		}
 	}
-	if c.lib == nil {
-		return fmt.Errorf("adding process %d: cgroup %s: %w", pid, c.paths.V1["memory"], fs.ErrNotExist)
-	}
-	if err := c.lib.AddProc(uint64(pid)); err != nil {
-		return fmt.Errorf("adding process %d to cgroup %s: %w", pid, c.paths.V1["memory"], err)
+	// Every hierarchy, memory first (the one limits are enforced by).
+	for _, ctrl := range v1Controllers {
+		dir, ok := c.paths.V1[ctrl]
+		if !ok {
+			continue
+		}
+		if err := writeFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("adding process %d to cgroup %s: %w", pid, dir, err)
+		}
 	}
 	return nil
 }
@@ -129,15 +82,25 @@ func (c *v1Cgroup) apply(r *specs.LinuxResources, creating bool) error {
 	if r == nil {
 		return nil
 	}
-	if c.lib == nil {
-		return fmt.Errorf("setting limits: cgroup %s: %w", c.paths.V1["memory"], fs.ErrNotExist)
+	if err := writeV1CPU(c.paths.V1["cpu"], r.CPU); err != nil {
+		return fmt.Errorf("setting limits: %w", err)
 	}
-	if err := c.lib.Update(v1LibraryResources(r)); err != nil {
-		return fmt.Errorf("setting limits on cgroup %s: %w", c.paths.V1["memory"], err)
+	if p := r.Pids; p != nil && p.Limit != nil && *p.Limit > 0 {
+		if err := writeFile(c.paths.V1["pids"], "pids.max", strconv.FormatInt(*p.Limit, 10)); err != nil {
+			return fmt.Errorf("setting limits: %w", err)
+		}
 	}
 	if m := r.Memory; m != nil {
 		if err := writeV1MemoryLimits(c.paths.V1["memory"], valueOr(m.Limit, 0), valueOr(m.Swap, 0)); err != nil {
 			return fmt.Errorf("setting limits: %w", err)
+		}
+		if v := valueOr(m.Reservation, 0); v != 0 {
+			if v == -1 {
+				v = math.MaxInt64
+			}
+			if err := writeFile(c.paths.V1["memory"], "memory.soft_limit_in_bytes", strconv.FormatInt(v, 10)); err != nil {
+				return fmt.Errorf("setting limits: %w", err)
+			}
 		}
 	}
 	if p := r.Pids; p != nil && p.Limit != nil && *p.Limit <= 0 && !creating {
@@ -148,6 +111,35 @@ func (c *v1Cgroup) apply(r *specs.LinuxResources, creating bool) error {
 	if b := r.BlockIO; b != nil && b.Weight != nil {
 		if err := writeBlkioWeight(c.paths.V1["blkio"], *b.Weight); err != nil {
 			return fmt.Errorf("setting limits: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeV1CPU sets cpu.shares and the CFS bandwidth (period first: the
+// kernel checks the quota against the period in force). A quota of 0 or
+// less means no limit (-1).
+func writeV1CPU(dir string, c *specs.LinuxCPU) error {
+	if c == nil {
+		return nil
+	}
+	if c.Shares != nil && *c.Shares != 0 {
+		if err := writeFile(dir, "cpu.shares", strconv.FormatUint(*c.Shares, 10)); err != nil {
+			return err
+		}
+	}
+	if c.Period != nil && *c.Period != 0 {
+		if err := writeFile(dir, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10)); err != nil {
+			return err
+		}
+	}
+	if c.Quota != nil {
+		q := *c.Quota
+		if q <= 0 {
+			q = -1
+		}
+		if err := writeFile(dir, "cpu.cfs_quota_us", strconv.FormatInt(q, 10)); err != nil {
+			return err
 		}
 	}
 	return nil
