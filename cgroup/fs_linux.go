@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pinfold/pinfold/syscalls"
 )
 
 // Small file helpers for cgroupfs. cgroup interface files are opened without
@@ -130,6 +132,14 @@ func listProcs(dir string) ([]int, error) {
 // A missing dir is not an error. A cgroup that still has processes gives an
 // error wrapping ErrBusy.
 func removeTree(dir string) error {
+	// The common case is a leaf: apps cannot create child cgroups (they
+	// have no capabilities and at most a read-only view of cgroupfs).
+	switch err := syscalls.Rmdir(dir); {
+	case err == nil || errors.Is(err, fs.ErrNotExist):
+		return nil
+	case !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EBUSY):
+		return err
+	}
 	var dirs []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -161,7 +171,7 @@ func removeTree(dir string) error {
 func rmdir(dir string) error {
 	delay := time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := os.Remove(dir)
+		err := syscalls.Rmdir(dir)
 		switch {
 		case err == nil || errors.Is(err, fs.ErrNotExist):
 			return nil
@@ -184,7 +194,7 @@ func removeParents(leaf string, n int) error {
 	dir := leaf
 	for range n {
 		dir = filepath.Dir(dir)
-		err := os.Remove(dir)
+		err := syscalls.Rmdir(dir)
 		switch {
 		case err == nil || errors.Is(err, fs.ErrNotExist):
 			continue

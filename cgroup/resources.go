@@ -239,4 +239,3 @@ func blkioToIOWeight(w uint16) uint64 {
 	}
 	return 1 + (uint64(w)-minBlkWeight)*9999/(maxBlkWeight-minBlkWeight)
 }
-

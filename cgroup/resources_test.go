@@ -126,4 +126,3 @@ func TestBlkioToIOWeight(t *testing.T) {
 		}
 	}
 }
-

@@ -20,3 +20,12 @@ func Flock(fd int, exclusive, nonblock bool) error {
 	}
 	return os.NewSyscallError("flock", retry(func() error { return unix.Flock(fd, how) }))
 }
+
+// Rmdir removes an empty directory (one syscall, unlike os.Remove, which
+// tries unlink first).
+func Rmdir(path string) error {
+	if err := retry(func() error { return unix.Rmdir(path) }); err != nil {
+		return &os.PathError{Op: "rmdir", Path: path, Err: err}
+	}
+	return nil
+}
