@@ -38,6 +38,13 @@ type Options struct {
 	// CgroupParent is the cgroup (relative to the supervisor's own) under
 	// which each app gets "<CgroupParent>/<id>". Default "pinfold".
 	CgroupParent string
+
+	// CgroupSelfLeaf matters on cgroup v2 hosts only, when the supervisor's
+	// own cgroup is not the root and holds processes: the supervisor then
+	// moves itself into <own cgroup>/<CgroupSelfLeaf> so that controllers
+	// can be enabled for app cgroups, as a systemd service with
+	// Delegate=yes does. Empty: fail with an explanation instead.
+	CgroupSelfLeaf string
 }
 
 // Supervisor starts sandboxed apps and owns what they share: the state dir,
@@ -78,7 +85,7 @@ func NewSupervisor(opts Options) (*Supervisor, error) {
 		seccomp: seccomp.NewCache(filepath.Join(opts.StateDir, "seccomp")),
 		bpf:     make(map[string]int),
 	}
-	cgm, err := cgroup.NewManager(cgroup.ManagerConfig{})
+	cgm, err := cgroup.NewManager(cgroup.ManagerConfig{SelfLeaf: opts.CgroupSelfLeaf})
 	if err != nil {
 		return nil, fmt.Errorf("setting up cgroups: %w", err)
 	}

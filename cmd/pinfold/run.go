@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pinfold/pinfold/cgroup"
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/sandbox/policy"
@@ -120,7 +121,10 @@ func runCmd(args []string) error {
 	spec.Name = f.name
 	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
 
-	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: f.stateDir})
+	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: f.stateDir, CgroupSelfLeaf: "supervisor"})
+	if errors.Is(err, cgroup.ErrNotSupported) {
+		return fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold run ...", err)
+	}
 	if err != nil {
 		return err
 	}
