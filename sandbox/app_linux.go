@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -31,6 +32,7 @@ type App struct {
 	cleanup cleanupStack
 
 	stdio  *stdio
+	netns  *os.File // network namespace made by the supervisor, until sent
 	pid    int
 	pidfd  int
 	cg     cgroup.Cgroup
@@ -145,6 +147,30 @@ func (s *Supervisor) create(spec Spec, waitStart bool) (_ *App, err error) {
 func (a *App) build(waitStart bool) error {
 	s, spec := a.sup, &a.spec
 
+	// The network namespace is made on another thread while everything
+	// below runs (see newNetNS). A user-namespaced init stage could not
+	// join a namespace owned by the host's user namespace, so it clones
+	// its own.
+	var netnsDone chan error
+	if spec.Namespaces.Net && spec.Namespaces.User == nil {
+		netnsDone = make(chan error, 1)
+		go func() {
+			f, err := newNetNS()
+			if err == nil {
+				a.netns = f
+				a.cleanup.add(ResNetNS, "network namespace", f.Close)
+			}
+			netnsDone <- err
+		}()
+	}
+	// Every return path waits for it, so its release is registered
+	// before the cleanup stack can run.
+	defer func() {
+		if netnsDone != nil {
+			<-netnsDone
+		}
+	}()
+
 	// The state record, with the cgroup paths, exists before anything it
 	// describes, so a supervisor killed at any point leaves nothing that
 	// Recover cannot find.
@@ -202,6 +228,15 @@ func (a *App) build(waitStart bool) error {
 		return prepErr
 	}
 	a.mark("wait for clone")
+	if netnsDone != nil {
+		err := <-netnsDone
+		netnsDone = nil
+		if err != nil {
+			return err
+		}
+		cfg.JoinNetNS, cfg.Loopback = true, false
+		a.mark("wait for network namespace")
+	}
 	if err := a.life.to(Initializing); err != nil {
 		return err
 	}
@@ -210,7 +245,11 @@ func (a *App) build(waitStart bool) error {
 	for i, f := range spec.ExtraFiles {
 		fds[i] = int(f.Fd())
 	}
-	if err := a.ch.SendGo(cfg, bpf, fds); err != nil {
+	netns := -1
+	if a.netns != nil {
+		netns = int(a.netns.Fd())
+	}
+	if err := a.ch.SendGo(cfg, bpf, netns, fds); err != nil {
 		return err
 	}
 	phases, err := a.ch.WaitReady()
@@ -279,7 +318,8 @@ func (a *App) spawn() error {
 	if spec.Namespaces.IPC {
 		flags |= syscall.CLONE_NEWIPC
 	}
-	if spec.Namespaces.Net {
+	if spec.Namespaces.Net && (spec.Namespaces.User != nil) {
+		// Otherwise the supervisor makes the namespace (newNetNS).
 		flags |= syscall.CLONE_NEWNET
 	}
 	pidfd := -1

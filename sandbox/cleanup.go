@@ -20,10 +20,11 @@ const (
 	ResPidFD       Resource = "pidfd"        // pidfd of the app's pid 1
 	ResSyncSocket  Resource = "sync-socket"  // supervisor end of the init-stage channel
 	ResTimer       Resource = "timer"        // wall-time deadline
+	ResNetNS       Resource = "netns"        // handle on a network namespace made for the app
 )
 
 // AllResources lists every resource kind.
-var AllResources = []Resource{ResStateRecord, ResCgroup, ResSeccomp, ResProcess, ResPidFD, ResSyncSocket, ResTimer}
+var AllResources = []Resource{ResStateRecord, ResCgroup, ResSeccomp, ResProcess, ResPidFD, ResSyncSocket, ResTimer, ResNetNS}
 
 // Step is one release in a cleanup report.
 type Step struct {

@@ -329,3 +329,19 @@ func Wait4(pid int) (syscall.WaitStatus, *unix.Rusage, error) {
 	}
 	return syscall.WaitStatus(ws), &ru, nil
 }
+
+// UnshareNetNS moves the calling thread into a new network namespace.
+func UnshareNetNS() error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return os.NewSyscallError("unshare(CLONE_NEWNET)", err)
+	}
+	return nil
+}
+
+// SetnsNet moves the calling thread into the network namespace behind fd.
+func SetnsNet(fd int) error {
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return os.NewSyscallError("setns(CLONE_NEWNET)", err)
+	}
+	return nil
+}

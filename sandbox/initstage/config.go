@@ -25,6 +25,10 @@ type Config struct {
 	Hostname string
 	// Loopback brings lo up (the sandbox has its own network namespace).
 	Loopback bool
+	// JoinNetNS: the first descriptor received with the go message is a
+	// network namespace (made by the supervisor, lo already up) to join
+	// instead of one cloned with the init stage.
+	JoinNetNS bool
 	// CgroupNS unshares a cgroup namespace rooted at the app's cgroup.
 	CgroupNS bool
 
@@ -56,6 +60,7 @@ const (
 	StepCgroupNS   = "unshare cgroup namespace"
 	StepHostname   = "sethostname"
 	StepLoopback   = "bring up lo"
+	StepJoinNetNS  = "join network namespace"
 	StepRlimit     = "setrlimit"
 	StepFDs        = "place fds"
 	StepBounding   = "drop capability bounding set"

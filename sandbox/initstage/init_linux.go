@@ -86,8 +86,19 @@ func run(sync *int) (string, error) {
 		return StepReceive, err
 	}
 	tr.mark("decode config")
-	if len(fds) != cfg.NumFDs {
-		return StepReceive, fmt.Errorf("expected %d app fds, received %d", cfg.NumFDs, len(fds))
+	want := cfg.NumFDs
+	if cfg.JoinNetNS {
+		want++
+	}
+	if len(fds) != want {
+		return StepReceive, fmt.Errorf("expected %d fds, received %d", want, len(fds))
+	}
+	if cfg.JoinNetNS {
+		if err := syscalls.SetnsNet(fds[0]); err != nil {
+			return StepJoinNetNS, err
+		}
+		_ = syscalls.Close(fds[0])
+		fds = fds[1:]
 	}
 
 	if cfg.CgroupNS {

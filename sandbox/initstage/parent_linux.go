@@ -27,9 +27,14 @@ func (c *Channel) fd() int { return int(c.f.Fd()) }
 
 // SendGo sends the config, the seccomp program (may be empty) and the app's
 // descriptors. The init stage starts its work when it receives them.
-func (c *Channel) SendGo(cfg *Config, bpf []byte, fds []int) error {
+// With cfg.JoinNetNS, netns is the network namespace to join; fds are the
+// app's.
+func (c *Channel) SendGo(cfg *Config, bpf []byte, netns int, fds []int) error {
 	cfg.Version = ProtocolVersion
 	cfg.NumFDs = len(fds)
+	if cfg.JoinNetNS {
+		fds = append([]int{netns}, fds...)
+	}
 	msg, err := encodeGo(cfg, bpf)
 	if err != nil {
 		return err

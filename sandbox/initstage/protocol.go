@@ -20,7 +20,7 @@ import (
 //	    | clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET[|NEWUSER]) into the cgroup (v2)
 //	    | add pid to the v1 cgroups                                         |
 //	    |--- 'G' go: u32 len | config (wire.go) | BPF  + SCM_RIGHTS fds ---->|
-//	    |                                 unshare(CLONE_NEWCGROUP), rootfs, pivot_root,
+//	    |                                 [setns(net)], unshare(CLONE_NEWCGROUP), rootfs, pivot_root,
 //	    |                                 hostname, lo up, rlimits, fds, bounding set,
 //	    |                                 setgroups/setresgid/setresuid, pdeathsig,
 //	    |                                 capset, no_new_privs, resolve the command
@@ -43,7 +43,7 @@ const (
 
 // ProtocolVersion is bumped whenever Config or the framing changes
 // incompatibly; supervisor and init stage must agree on it.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // SyncFD is the descriptor the init stage finds its sync socket at.
 const SyncFD = 3
