@@ -54,9 +54,10 @@ type ManagerConfig struct {
 type Manager struct {
 	mode Mode
 
-	v1Root   string            // directory holding the v1 hierarchies, e.g. /sys/fs/cgroup
-	v1Base   map[string]string // controller → the supervisor's own cgroup directory
-	v1Mount  map[string]string // controller → mount point, to spot co-mounted controllers
+	v1Root   string              // directory holding the v1 hierarchies, e.g. /sys/fs/cgroup
+	v1Base   map[string]string   // controller → the supervisor's own cgroup directory
+	v1Mount  map[string]string   // controller → mount point, to spot co-mounted controllers
+	v1Ctrls  map[string][]string // mount point → every controller bound to that hierarchy
 	v1Blkio  bool
 	unified  string // the supervisor's own cgroup2 directory; "" on legacy hosts
 	v2Enable []string
@@ -137,6 +138,7 @@ func readMounts() ([]mount, error) {
 func (m *Manager) findV1(mounts []mount, own map[string]string) error {
 	m.v1Base = make(map[string]string)
 	m.v1Mount = make(map[string]string)
+	m.v1Ctrls = make(map[string][]string)
 	for _, c := range v1Controllers {
 		mnt, ok := v1MountOf(mounts, c)
 		if !ok {
@@ -163,6 +165,9 @@ func (m *Manager) findV1(mounts []mount, own map[string]string) error {
 		}
 		m.v1Base[c] = base
 		m.v1Mount[c] = mnt.Point
+		if _, ok := m.v1Ctrls[mnt.Point]; !ok {
+			m.v1Ctrls[mnt.Point] = v1ControllersOf(mnt)
+		}
 		if c == "blkio" {
 			m.v1Blkio = true
 		}
@@ -305,6 +310,43 @@ func enableControllers(dir string, controllers []string) error {
 		return fmt.Errorf("enabling cgroup controllers: %w", err)
 	}
 	return nil
+}
+
+// v1MountFlags are the cgroup v1 super options that are not controllers
+// (name= and release_agent= are told apart by their '=').
+var v1MountFlags = []string{"rw", "ro", "none", "all", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "favordynmods", "nofavordynmods"}
+
+// v1ControllersOf returns the controllers bound to a v1 hierarchy, in the
+// order its mount options list them.
+func v1ControllersOf(mnt mount) []string {
+	var out []string
+	for _, o := range mnt.Options {
+		if !strings.Contains(o, "=") && !slices.Contains(v1MountFlags, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Hierarchies returns the cgroup v1 hierarchies p has directories in, each
+// as every controller bound to it, in the order the host's mount options
+// list them ({"memory"}, {"cpu", "cpuacct"}): what vfs.CgroupView.V1
+// wants. It is nil on unified hosts.
+func (m *Manager) Hierarchies(p Paths) [][]string {
+	var out [][]string
+	seen := make(map[string]bool)
+	for _, c := range v1Controllers {
+		if _, ok := p.V1[c]; !ok {
+			continue
+		}
+		mp := m.v1Mount[c]
+		if seen[mp] {
+			continue
+		}
+		seen[mp] = true
+		out = append(out, slices.Clone(m.v1Ctrls[mp]))
+	}
+	return out
 }
 
 // PathsFor returns the directories New(cfg) creates, without creating

@@ -179,6 +179,11 @@ func (a *App) build(waitStart bool) error {
 	if err != nil {
 		return fmt.Errorf("creating cgroup: %w", err)
 	}
+	if spec.Filesystem.Cgroupfs {
+		// The app's cgroup view (vfs): the hierarchies it has a cgroup of
+		// its own in.
+		spec.Filesystem.Cgroups = vfs.CgroupView{Mode: string(paths.Mode), V1: s.cgroups.Hierarchies(paths)}
+	}
 	rec := s.self
 	rec.Version, rec.ID, rec.Name, rec.Created, rec.Cgroup = recordVersion, a.ID, a.Name, time.Now(), &paths
 	recPath := filepath.Join(s.appsDir, a.ID+".json")

@@ -74,6 +74,9 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 		UID:      ps.User.UID,
 		GID:      ps.User.GID,
 		UserNS:   ps.Namespaces.User != nil,
+		// The layout (fs.Cgroups) is the host's and the app's cgroups':
+		// the supervisor fills it in when it creates them.
+		Cgroupfs: ps.Filesystem.Cgroupfs,
 	}
 	for _, b := range ps.Filesystem.ReadOnly {
 		fs.ReadOnly = append(fs.ReadOnly, vfs.Bind{Source: b.Source, Target: b.Destination})

@@ -56,8 +56,11 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		t.Fatalf("this host is named %q like the sandbox: the UTS check would prove nothing", hostBefore)
 	}
 	stateDir := sup.StateDir()
-	r := runProbe(t, sup, probeSpec(t, "report",
-		filepath.Dir(realExe), filepath.Dir(probeBin), stateDir, "/proc/1/root/root"))
+	// /sys holds only fs/cgroup, the app's own cgroups (TestCgroupfsView):
+	// nothing of the host's sysfs.
+	noSysfs := []string{"/sys/class", "/sys/devices", "/sys/kernel", "/sys/fs/fuse"}
+	r := runProbe(t, sup, probeSpec(t, append([]string{"report",
+		filepath.Dir(realExe), filepath.Dir(probeBin), stateDir, "/proc/1/root/root"}, noSysfs...)...))
 	def := policy.Default()
 
 	t.Run("pid namespace", func(t *testing.T) {
@@ -92,8 +95,8 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		}
 	})
 	t.Run("host paths", func(t *testing.T) {
-		for _, p := range []string{"/root", "/home", "/work", "/work/main", "/var", "/run", "/boot", "/sys", "/srv", "/mnt", "/opt",
-			filepath.Dir(realExe), filepath.Dir(probeBin), stateDir, "/proc/1/root/root"} {
+		for _, p := range append([]string{"/root", "/home", "/work", "/work/main", "/var", "/run", "/boot", "/srv", "/mnt", "/opt",
+			filepath.Dir(realExe), filepath.Dir(probeBin), stateDir, "/proc/1/root/root"}, noSysfs...) {
 			if got := r.Paths[p]; got != "ENOENT" {
 				t.Errorf("lstat %s = %q, want ENOENT (not in the sandbox)", p, got)
 			}
@@ -1420,4 +1423,144 @@ func expectStartError(sup *sandbox.Supervisor, spec sandbox.Spec) error {
 		return fmt.Errorf("error %v is not a *StartError", err)
 	}
 	return se.Cleanup.Err()
+}
+
+// TestCgroupfsView: under the default policy the app sees its own cgroups,
+// read-only, at /sys/fs/cgroup, and in them exactly the policy's limits
+// (what the JVM, Go and libuv size themselves from); nothing of the
+// supervisor's cgroups, of the host's or of a sibling app's, and
+// /proc/self/cgroup says "/". Writes fail: the mounts are read-only, and
+// the files are root's.
+func TestCgroupfsView(t *testing.T) {
+	sup := newSupervisor(t)
+	def := policy.Default()
+	if !def.Spec.Filesystem.Cgroupfs {
+		t.Fatal("the default policy has no cgroupfs")
+	}
+	// A sibling app runs while the others look.
+	sibling, lines := startWithPipe(t, sup, probeSpec(t, "sleep"))
+	if l := lines.next(t); l != "ready" {
+		t.Fatalf("sibling said %q, want ready", l)
+	}
+	defer func() {
+		if err := sibling.Kill(); err != nil {
+			t.Error(err)
+		}
+		waitExit(t, sibling)
+	}()
+
+	// Prints name=value lines (a value is a file's content or the error
+	// the shell reports, in the C locale), then the mount table.
+	const script = `
+cg=/sys/fs/cgroup
+show() { printf '%s=%s\n' "$1" "$(cat "$2" 2>&1 | tr '\n' ' ')"; }
+if [ -e $cg/cgroup.controllers ]; then
+	echo layout=unified
+	show memory $cg/memory.max; show pids $cg/pids.max; show cpu $cg/cpu.max
+	pids=$cg/pids.max dirs=$cg/x
+else
+	echo layout=v1
+	show memory $cg/memory/memory.limit_in_bytes; show pids $cg/pids/pids.max
+	show cpu $cg/cpu/cpu.cfs_quota_us; show period $cg/cpu/cpu.cfs_period_us
+	pids=$cg/pids/pids.max dirs="$cg/pids/x $cg/x"
+fi
+echo entries=$(ls $cg)
+echo subdirs=$(find $cg -mindepth 2 -type d)
+show self /proc/self/cgroup
+echo write=$( { echo 1 > $pids; } 2>&1 )
+echo mkdir=$(mkdir $dirs 2>&1)
+echo sysfs=$(ls /sys)
+echo --- mountinfo
+cat /proc/self/mountinfo
+`
+	userns := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	tests := []struct {
+		name   string
+		uid    uint32
+		userNS bool
+	}{
+		{"nobody", 65534, false},
+		{"root", 0, false},
+		{"root in a user namespace", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := policy.Default()
+			p.Spec.User = policy.User{UID: tc.uid, GID: tc.uid}
+			if tc.userNS {
+				p.Spec.Namespaces.User = &policy.UserNamespace{UIDMappings: userns, GIDMappings: userns}
+			}
+			r := runApp(t, sup, shSpec(t, p, script))
+			if r.exit.ExitCode() != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", r.exit.ExitCode(), r.stderr)
+			}
+			t.Logf("the app's view:\n%s", r.stdout)
+			vars, mountinfo, _ := strings.Cut(r.stdout, "--- mountinfo\n")
+			got := map[string]string{}
+			for _, line := range strings.Split(vars, "\n") {
+				if k, v, ok := strings.Cut(line, "="); ok {
+					got[k] = strings.TrimSpace(v)
+				}
+			}
+			want := map[string]string{"memory": "536870912", "pids": "256", "cpu": "100000", "period": "100000"}
+			if got["layout"] == "unified" {
+				want = map[string]string{"memory": "536870912", "pids": "256", "cpu": "100000 100000"}
+			}
+			for k, w := range want {
+				if got[k] != w {
+					t.Errorf("%s limit seen by the app: %q, want %q (the policy's)", k, got[k], w)
+				}
+			}
+			// The namespace is rooted at the app's own cgroups.
+			for _, line := range strings.Fields(got["self"]) {
+				if !strings.HasSuffix(line, ":/") {
+					t.Errorf("/proc/self/cgroup line %q, want the path /", line)
+				}
+			}
+			// The app's cgroups have no children: any directory below a
+			// hierarchy's root would be someone else's.
+			if got["subdirs"] != "" {
+				t.Errorf("directories below the app's cgroups: %s", got["subdirs"])
+			}
+			for _, name := range []string{sibling.ID, testCgroupParent, "systemd", "devices", "net_cls", "perf_event"} {
+				if strings.Contains(got["entries"], name) {
+					t.Errorf("/sys/fs/cgroup shows %s: %s", name, got["entries"])
+				}
+			}
+			// Every cgroup mount is rooted at the namespace's root, the
+			// app's own cgroup, and read-only.
+			n := 0
+			for _, line := range strings.Split(mountinfo, "\n") {
+				pre, post, ok := strings.Cut(line, " - ")
+				f := strings.Fields(pre)
+				if !ok || len(f) < 6 || !strings.HasPrefix(post, "cgroup") {
+					continue
+				}
+				n++
+				if f[3] != "/" {
+					t.Errorf("cgroup mount %s shows %s, want /", f[4], f[3])
+				}
+				for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
+					if !slices.Contains(strings.Split(f[5], ","), o) {
+						t.Errorf("cgroup mount %s: options %s lack %s", f[4], f[5], o)
+					}
+				}
+			}
+			if n == 0 {
+				t.Errorf("no cgroup mount in the app's mount table")
+			}
+			// The shell opens with O_TRUNC, which checks the mount before
+			// the file's permissions: EROFS for every user.
+			if !strings.Contains(got["write"], "Read-only file system") {
+				t.Errorf("writing pids.max: %q, want a read-only file system error", got["write"])
+			}
+			wantMkdir := map[string]int{"unified": 1, "v1": 2}[got["layout"]]
+			if c := strings.Count(got["mkdir"], "Read-only file system"); c != wantMkdir {
+				t.Errorf("mkdir in the cgroup view: %q, want %d read-only file system errors", got["mkdir"], wantMkdir)
+			}
+			if got["sysfs"] != "fs" {
+				t.Errorf("/sys holds %q, want only fs", got["sysfs"])
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,9 +29,11 @@ import (
 // 0 during Apply and restored after.
 //
 // Apply refuses (ErrHostMountNS) to run in its parent's mount namespace,
-// unless it is pid 1 of a new pid namespace (see checkOwnMountNS). It is
-// meant to run once per process. Errors are *StepError naming the
-// failed step.
+// unless it is pid 1 of a new pid namespace (see checkOwnMountNS). A plan
+// with cgroup mounts (Spec.Cgroupfs) must be applied in a cgroup namespace
+// unshared inside the app's cgroups: Apply refuses (ErrHostCgroupNS) the
+// initial one and its parent's (see checkOwnCgroupNS). It is meant to run
+// once per process. Errors are *StepError naming the failed step.
 func (p *Plan) Apply(rootDir string) error { return p.apply(rootDir, nil) }
 
 // tracer receives the duration of each step, labelled by its kind, for the
@@ -142,6 +145,34 @@ func checkOwnMountNS() error {
 	return nil
 }
 
+// initCgroupNS is the initial cgroup namespace as /proc/PID/ns/cgroup
+// names it: its inode number is fixed (PROC_CGROUP_INIT_INO).
+const initCgroupNS = "cgroup:[4026531835]"
+
+// checkOwnCgroupNS refuses (ErrHostCgroupNS) to mount cgroup filesystems
+// in the initial cgroup namespace or, when the caller is not pid 1 of a new
+// pid namespace, in its parent's. A fresh cgroup mount shows the caller's
+// cgroup namespace from its root; only in a namespace unshared by the init
+// stage, inside the app's cgroups, is that root the app's own cgroup. It
+// costs one readlink (two outside a new pid namespace) of the host's
+// /proc, still the process's /proc while Apply runs.
+func checkOwnCgroupNS() error {
+	self, err := os.Readlink("/proc/self/ns/cgroup")
+	if err != nil {
+		return err
+	}
+	if self == initCgroupNS {
+		return fmt.Errorf("%w: %s is the initial cgroup namespace (unshare a cgroup namespace inside the app's cgroups first)", ErrHostCgroupNS, self)
+	}
+	if ppid := os.Getppid(); ppid != 0 {
+		parent, err := os.Readlink("/proc/" + strconv.Itoa(ppid) + "/ns/cgroup")
+		if err == nil && parent == self {
+			return fmt.Errorf("%w: %s is also the cgroup namespace of the parent, pid %d", ErrHostCgroupNS, self, ppid)
+		}
+	}
+	return nil
+}
+
 // step names op in errors: "bind /srv/models", "mount tmpfs on /tmp", ...
 func (op *Op) step() string {
 	switch op.Kind {
@@ -197,6 +228,9 @@ type applier struct {
 	// maskDir is the first directory mask (an empty read-only tmpfs, once
 	// attached); later directory masks are clones of it.
 	maskDir int
+	// cgroupNSChecked: checkOwnCgroupNS passed (before the first cgroup
+	// mount).
+	cgroupNSChecked bool
 }
 
 func (a *applier) close() {
@@ -330,6 +364,12 @@ func (a *applier) bind(op *Op) error {
 
 // mount mounts a fresh filesystem on op.Path.
 func (a *applier) mount(op *Op) error {
+	if cgroupFS(op.FSType) && !a.cgroupNSChecked {
+		if err := checkOwnCgroupNS(); err != nil {
+			return err
+		}
+		a.cgroupNSChecked = true
+	}
 	mfd, err := syscalls.FSMount(op.FSType, op.Options, attrBits(op.Attr))
 	if err != nil {
 		return err

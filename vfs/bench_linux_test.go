@@ -17,63 +17,77 @@ import (
 // read; ns/op also counts spawning the helper), the median time to decode
 // the plan there ("decode-ns") and, per kind of step, the median cost of
 // one step and how many the plan has. Run with -benchtime=200x for stable
-// medians.
+// medians. The cgroupfs=true variants add the view of the app's cgroups
+// (Spec.Cgroupfs, on in the default policy): each sandbox then runs in
+// test cgroups, in a cgroup namespace of its own.
 func BenchmarkApply(b *testing.B) {
 	for _, userNS := range []bool{false, true} {
-		b.Run(fmt.Sprintf("userns=%v", userNS), func(b *testing.B) {
-			if testing.Short() {
-				b.Skip("spawns sandboxes")
-			}
-			requireSandboxB(b)
-			spec := runSpec()
-			spec.UserNS = userNS
-			plan, err := NewPlan(spec)
-			if err != nil {
-				b.Fatal(err)
-			}
-			root := mkdirPublic(b)
-			var total, decode []time.Duration
-			per := map[string][]time.Duration{} // label -> every step's duration
-			count := map[string]int{}           // label -> steps per apply
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				rep := runHelper(b, nsConfig{userNS: userNS}, helperRequest{Plan: plan, RootDir: root})
-				if rep.ApplyErr != "" {
-					b.Fatalf("Apply: %s", rep.ApplyErr)
-				}
-				total = append(total, time.Duration(rep.ApplyNS))
-				decode = append(decode, time.Duration(rep.DecodeNS))
-				n := map[string]int{}
-				for _, e := range rep.Trace {
-					per[e.Label] = append(per[e.Label], time.Duration(e.NS))
-					n[e.Label]++
-				}
-				for l, c := range n {
-					count[l] = c
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(median(total).Nanoseconds()), "apply-ns")
-			b.ReportMetric(float64(median(decode).Nanoseconds()), "decode-ns")
-			var labels []string
-			for l := range per {
-				labels = append(labels, l)
-			}
-			sort.Slice(labels, func(i, j int) bool {
-				return median(per[labels[i]])*time.Duration(count[labels[i]]) > median(per[labels[j]])*time.Duration(count[labels[j]])
+		for _, cgroupfs := range []bool{false, true} {
+			b.Run(fmt.Sprintf("userns=%v/cgroupfs=%v", userNS, cgroupfs), func(b *testing.B) {
+				benchmarkApply(b, userNS, cgroupfs)
 			})
-			var sb strings.Builder
-			fmt.Fprintf(&sb, "median Apply %v over %d sandboxes (plus %v to decode the plan's JSON in the fresh process)\n", median(total), len(total), median(decode))
-			fmt.Fprintf(&sb, "per step kind: median of one step x steps per Apply = share\n")
-			for _, l := range labels {
-				m := median(per[l])
-				fmt.Fprintf(&sb, "  %-30s %8v x %2d = %8v\n", l, m, count[l], m*time.Duration(count[l]))
-			}
-			if b.N > 1 {
-				// b.Log output is cut at a few lines; this is the report.
-				fmt.Fprint(os.Stderr, sb.String())
-			}
-		})
+		}
+	}
+}
+
+func benchmarkApply(b *testing.B, userNS, cgroupfs bool) {
+	if testing.Short() {
+		b.Skip("spawns sandboxes")
+	}
+	requireSandboxB(b)
+	spec := runSpec()
+	spec.UserNS = userNS
+	ns := nsConfig{userNS: userNS}
+	if cgroupfs {
+		tc := newTestCgroups(b)
+		spec.Cgroupfs, spec.Cgroups = true, tc.view
+		ns.cgroups = tc.app
+	}
+	plan, err := NewPlan(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := mkdirPublic(b)
+	var total, decode []time.Duration
+	per := map[string][]time.Duration{} // label -> every step's duration
+	count := map[string]int{}           // label -> steps per apply
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep := runHelper(b, ns, helperRequest{Plan: plan, RootDir: root, CgroupNS: cgroupfs})
+		if rep.ApplyErr != "" {
+			b.Fatalf("Apply: %s", rep.ApplyErr)
+		}
+		total = append(total, time.Duration(rep.ApplyNS))
+		decode = append(decode, time.Duration(rep.DecodeNS))
+		n := map[string]int{}
+		for _, e := range rep.Trace {
+			per[e.Label] = append(per[e.Label], time.Duration(e.NS))
+			n[e.Label]++
+		}
+		for l, c := range n {
+			count[l] = c
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(median(total).Nanoseconds()), "apply-ns")
+	b.ReportMetric(float64(median(decode).Nanoseconds()), "decode-ns")
+	var labels []string
+	for l := range per {
+		labels = append(labels, l)
+	}
+	sort.Slice(labels, func(i, j int) bool {
+		return median(per[labels[i]])*time.Duration(count[labels[i]]) > median(per[labels[j]])*time.Duration(count[labels[j]])
+	})
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "median Apply %v over %d sandboxes (plus %v to decode the plan's JSON in the fresh process)\n", median(total), len(total), median(decode))
+	fmt.Fprintf(&sb, "per step kind: median of one step x steps per Apply = share\n")
+	for _, l := range labels {
+		m := median(per[l])
+		fmt.Fprintf(&sb, "  %-30s %8v x %2d = %8v\n", l, m, count[l], m*time.Duration(count[l]))
+	}
+	if b.N > 1 {
+		// b.Log output is cut at a few lines; this is the report.
+		fmt.Fprint(os.Stderr, sb.String())
 	}
 }
 

@@ -12,15 +12,19 @@
 // namespaces and before privileges are dropped, Plan.Apply performs it: a
 // private mount tree, a tmpfs root, recursive
 // read-only binds through open_tree/mount_setattr/move_mount, a minimal /dev,
-// a fresh /proc with masked and read-only paths, and pivot_root into the new
-// root, which ends up read-only. Every mount target is resolved with
+// a fresh /proc with masked and read-only paths, the app's own cgroups at
+// /sys/fs/cgroup (fresh read-only cgroup mounts, made in the cgroup
+// namespace the init stage unshared), and pivot_root into the new root,
+// which ends up read-only. Every mount target is resolved with
 // openat2(RESOLVE_IN_ROOT) under the new root and never through a symbolic
 // link, so nothing outside the new root is ever created or mounted on.
 //
 // docs/filesystem.md describes the resulting view and every mount flag.
 //
-// vfs does not create namespaces (the spawner does), set the hostname (the
-// init stage does; vfs only writes /etc/hostname and /etc/hosts) or drop
+// vfs does not create namespaces (the spawner and the init stage do), set
+// the hostname (the init stage does; vfs only writes /etc/hostname and
+// /etc/hosts), create cgroups or learn the host's cgroup layout (package
+// cgroup does; the supervisor passes it in Spec.Cgroups), or drop
 // privileges. The Landlock layer that DESIGN.md places here is not written
 // yet. vfs is pure Go, without cgo: the init binary links it.
 package vfs

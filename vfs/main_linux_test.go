@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pinfold/pinfold/syscalls"
 )
 
 // The test binary plays the init stage: run with helperEnv set, it reads a
@@ -30,6 +33,10 @@ type helperRequest struct {
 	Plan    *Plan   `json:"plan"`
 	RootDir string  `json:"rootDir"`
 	Probes  []probe `json:"probes"`
+	// CgroupNS makes the helper unshare a cgroup namespace before Apply,
+	// as the init stage does (after runHelper has placed it in
+	// nsConfig.cgroups).
+	CgroupNS bool `json:"cgroupNS,omitempty"`
 }
 
 // probe is one observation made inside the sandbox after Apply.
@@ -148,6 +155,11 @@ func helperMain() error {
 		return err
 	}
 	rep := helperReport{Pid: os.Getpid(), DecodeNS: time.Since(t0).Nanoseconds()}
+	if req.CgroupNS {
+		if err := syscalls.UnshareCgroupNS(); err != nil {
+			return err
+		}
+	}
 	// Start the runtime's poller first (os.ReadFile may create it), so
 	// that only Apply's descriptors can differ.
 	if _, err := os.ReadFile("/proc/self/stat"); err != nil {
@@ -270,6 +282,9 @@ func runProbe(p probe) probeResult {
 // nsConfig says which namespaces the helper gets.
 type nsConfig struct {
 	userNS bool
+	// cgroups are cgroup directories (any hierarchy) the helper is moved
+	// into before it reads its request.
+	cgroups []string
 }
 
 // runHelper starts the test binary as the init stage in new mount, pid,
@@ -284,7 +299,12 @@ func runHelper(t testing.TB, ns nsConfig, req helperRequest) helperReport {
 	// /proc/self/exe: reachable by the mapped uid, unlike the go-build dir.
 	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	cmd.Stdin = bytes.NewReader(in)
+	var stdin io.WriteCloser
+	if len(ns.cgroups) == 0 {
+		cmd.Stdin = bytes.NewReader(in)
+	} else if stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -300,7 +320,29 @@ func runHelper(t testing.TB, ns nsConfig, req helperRequest) helperReport {
 		// the child starts as is not mapped, so it would have no caps.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	if stdin != nil {
+		// The helper waits for its request: move it first.
+		for _, dir := range ns.cgroups {
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("moving the helper into cgroup %s: %v", dir, err)
+			}
+		}
+		_, err := stdin.Write(in)
+		if cerr := stdin.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("sending the helper its request: %v", err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v\nstderr:\n%s", err, stderr.String())
 	}
 	var rep helperReport

@@ -541,6 +541,17 @@ func (pl *planner) place() error {
 			return err
 		}
 	}
+	if pl.spec.Cgroupfs {
+		if err := checkCgroupView(pl.spec.Cgroups); err != nil {
+			return invalid("cgroupfs: %w", err)
+		}
+		if !pl.spec.Sysfs {
+			// On the root tmpfs, sealed with it.
+			if err := pl.ensureDir(cgroupRoot); err != nil {
+				return err
+			}
+		}
+	}
 	items := append([]*item(nil), pl.items...)
 	slices.SortFunc(items, byPath)
 	for _, it := range items {
@@ -650,12 +661,16 @@ func (pl *planner) ensureDir(p string) error {
 
 // plan emits the operations: the Spec, generated and carried items in path
 // order (parents before children, each mountpoint just before its mount),
-// then /dev, /proc, /sys, the masks, and the sealing of /dev.
+// then /dev, /proc, /sys, /sys/fs/cgroup, the masks, and the sealing of
+// /dev.
 func (pl *planner) plan() *Plan {
 	items := append([]*item(nil), pl.items...)
 	slices.SortFunc(items, byPath)
 	n := len(items) + 1 + 2*len(devices) + len(devLinks) + 6 + 1 + len(procMasked) + len(procReadOnly) +
 		1 + len(sysMasked) + len(pl.spec.Masked) + 1
+	if pl.spec.Cgroupfs {
+		n += 4 + 3*len(pl.spec.Cgroups.V1)
+	}
 	for _, it := range items {
 		if it.mountpoint {
 			n++
@@ -706,11 +721,119 @@ func (pl *planner) plan() *Plan {
 			p.Ops = append(p.Ops, Op{Kind: KindMask, Path: m})
 		}
 	}
+	if pl.spec.Cgroupfs {
+		p.Ops = pl.cgroupfs(p.Ops)
+	}
 	for _, m := range pl.spec.Masked {
 		p.Ops = append(p.Ops, Op{Kind: KindMask, Path: m})
 	}
 	p.Ops = append(p.Ops, Op{Kind: KindSeal, Path: "/dev"})
 	return p
+}
+
+// cgroupRoot is where Spec.Cgroupfs shows the app's cgroups.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroupOptions are the cgroup v1 mount options that are not controllers;
+// none of them may appear in CgroupView.V1 (fsconfig would take them as
+// options, not as the controller they are listed as).
+var cgroupOptions = []string{
+	"all", "none", "noprefix", "clone_children", "cpuset_v2_mode", "xattr",
+	"favordynmods", "nofavordynmods", "name", "release_agent", "source",
+}
+
+// checkCgroupView reports what is wrong with a CgroupView.
+func checkCgroupView(v CgroupView) error {
+	switch v.Mode {
+	case CgroupUnified:
+		if len(v.V1) > 0 {
+			return fmt.Errorf("a unified (cgroup v2 only) host has no cgroup v1 hierarchies, but %d are listed", len(v.V1))
+		}
+		return nil
+	case CgroupLegacy:
+		if len(v.V1) == 0 {
+			return fmt.Errorf("a legacy (cgroup v1 only) layout with no hierarchy to show")
+		}
+	case CgroupHybrid:
+	case "":
+		return fmt.Errorf("the host's cgroup layout is not set (Spec.Cgroups, which the supervisor fills from its cgroup manager)")
+	default:
+		return fmt.Errorf("unknown cgroup layout %q (want %s, %s or %s)", v.Mode, CgroupLegacy, CgroupHybrid, CgroupUnified)
+	}
+	seen := make(map[string]bool)
+	for _, g := range v.V1 {
+		if len(g) == 0 {
+			return fmt.Errorf("an empty cgroup v1 hierarchy (list the controllers bound to it)")
+		}
+		for _, c := range g {
+			if !controllerName(c) {
+				return fmt.Errorf("cgroup v1 controller %q is not a controller name (lowercase letters, digits and '_')", c)
+			}
+			if c == "unified" || slices.Contains(cgroupOptions, c) {
+				return fmt.Errorf("%q is a cgroup mount option or directory, not a controller", c)
+			}
+			if seen[c] {
+				return fmt.Errorf("cgroup v1 controller %s is listed twice (a controller is bound to one hierarchy)", c)
+			}
+			seen[c] = true
+		}
+	}
+	return nil
+}
+
+// controllerName reports whether c can name a cgroup controller: 1 to 64
+// lowercase letters, digits and '_' (the kernel's are "cpu", "net_cls"...).
+func controllerName(c string) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// cgroupfs appends the operations that show the app's cgroups at
+// /sys/fs/cgroup (see CgroupView). Every cgroup mount is a fresh one, made
+// read-only, nosuid, nodev and noexec inside the app's cgroup namespace;
+// Apply checks it is not the initial one. The directories and links live
+// on the root tmpfs, or, over a sysfs (where nothing can be created), on
+// a small tmpfs that is sealed read-only once populated.
+func (pl *planner) cgroupfs(ops []Op) []Op {
+	const ro = ReadOnly | NoSuid | NoDev | NoExec
+	v := pl.spec.Cgroups
+	if v.Mode == CgroupUnified {
+		return append(ops, Op{Kind: KindMount, Path: cgroupRoot, FSType: "cgroup2", Attr: ro})
+	}
+	if pl.spec.Sysfs {
+		ops = append(ops, Op{Kind: KindMount, Path: cgroupRoot, FSType: "tmpfs",
+			Options: []string{"size=4096", "mode=0755"}, Attr: NoSuid | NoDev | NoExec})
+	}
+	groups := slices.Clone(v.V1)
+	slices.SortFunc(groups, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+	for _, g := range groups {
+		p := cgroupRoot + "/" + strings.Join(g, ",")
+		ops = append(ops, mountpoint(p, true),
+			Op{Kind: KindMount, Path: p, FSType: "cgroup", Options: slices.Clone(g), Attr: ro})
+	}
+	for _, g := range groups {
+		if len(g) > 1 {
+			name := strings.Join(g, ",")
+			for _, c := range g {
+				ops = append(ops, Op{Kind: KindSymlink, Path: cgroupRoot + "/" + c, Source: name})
+			}
+		}
+	}
+	if v.Mode == CgroupHybrid {
+		ops = append(ops, mountpoint(cgroupRoot+"/unified", true),
+			Op{Kind: KindMount, Path: cgroupRoot + "/unified", FSType: "cgroup2", Attr: ro})
+	}
+	if pl.spec.Sysfs {
+		ops = append(ops, Op{Kind: KindSeal, Path: cgroupRoot})
+	}
+	return ops
 }
 
 // mountpoint is the op that creates the target of a mount on a tmpfs.

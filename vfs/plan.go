@@ -165,11 +165,19 @@ func (op *Op) validate() error {
 		if op.FSType == "" {
 			return fmt.Errorf("mount without a filesystem type")
 		}
+		if cgroupFS(op.FSType) && op.Attr&ReadOnly == 0 {
+			return fmt.Errorf("a %s filesystem is only ever mounted read-only (attribute ro)", op.FSType)
+		}
 	default:
 		return fmt.Errorf("unknown operation kind %q", op.Kind)
 	}
 	return nil
 }
+
+// cgroupFS reports whether fstype is a cgroup filesystem: mounting one
+// shows the caller's cgroup namespace, so Apply checks that namespace is
+// the sandbox's own.
+func cgroupFS(fstype string) bool { return fstype == "cgroup" || fstype == "cgroup2" }
 
 // String renders the plan one operation per line, for logs and docs.
 func (p *Plan) String() string {

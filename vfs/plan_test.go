@@ -253,6 +253,9 @@ func checkOrder(t *testing.T, p *Plan) {
 				t.Errorf("%s %s: target not created before it", op.Kind, op.Path)
 			}
 			made[op.Path] = true
+			if op.FSType == "sysfs" {
+				made[op.Path+"/fs/cgroup"] = true // every sysfs has it
+			}
 		}
 	}
 }
@@ -295,6 +298,16 @@ func TestNewPlanErrors(t *testing.T) {
 		{"bad hostname", Spec{Hostname: "a b"}, false, "hostname"},
 		{"relative mask", Spec{Masked: []string{"proc/x"}}, false, "masked"},
 		{"negative shm", Spec{ShmSize: -1}, false, "shm"},
+		{"cgroupfs without a layout", Spec{Cgroupfs: true}, false, "Spec.Cgroups"},
+		{"cgroupfs, unknown layout", cgroupSpec("v2"), false, `"v2"`},
+		{"cgroupfs, v1 hierarchies on a unified host", cgroupSpec(CgroupUnified, "memory"), false, "unified"},
+		{"cgroupfs, legacy without hierarchies", cgroupSpec(CgroupLegacy), false, "no hierarchy"},
+		{"cgroupfs, empty hierarchy", Spec{Cgroupfs: true, Cgroups: CgroupView{Mode: CgroupHybrid, V1: [][]string{{}}}}, false, "empty"},
+		{"cgroupfs, controller twice", cgroupSpec(CgroupHybrid, "memory", "cpu,memory"), false, "memory is listed twice"},
+		{"cgroupfs, path in a controller", cgroupSpec(CgroupLegacy, "../memory"), false, `"../memory"`},
+		{"cgroupfs, named hierarchy", cgroupSpec(CgroupLegacy, "name=systemd"), false, "name=systemd"},
+		{"cgroupfs, an option as a controller", cgroupSpec(CgroupLegacy, "memory,xattr"), false, `"xattr"`},
+		{"cgroupfs, unified as a controller", cgroupSpec(CgroupHybrid, "unified"), false, `"unified"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -310,6 +323,120 @@ func TestNewPlanErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.mention) {
 				t.Errorf("error %q does not mention %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+// cgroupSpec is a Spec with Cgroupfs on a host of the given mode; each
+// hierarchy is written "cpu,cpuacct".
+func cgroupSpec(mode string, hierarchies ...string) Spec {
+	s := Spec{Cgroupfs: true, Cgroups: CgroupView{Mode: mode}}
+	for _, h := range hierarchies {
+		s.Cgroups.V1 = append(s.Cgroups.V1, strings.Split(h, ","))
+	}
+	return s
+}
+
+// TestNewPlanCgroupfs checks the operations that build /sys/fs/cgroup for
+// each host layout, with and without sysfs, in order.
+func TestNewPlanCgroupfs(t *testing.T) {
+	h := fakeHost(t)
+	const ro = "ro,nosuid,nodev,noexec"
+	const maskText = "dir: empty ro tmpfs; else /dev/null (skipped if absent)"
+	tests := []struct {
+		name  string
+		spec  Spec
+		sysfs bool
+		ops   []string // the /sys operations, as Op.String renders them
+	}{{
+		name: "off",
+		spec: Spec{Cgroups: CgroupView{Mode: CgroupHybrid, V1: [][]string{{"memory"}}}},
+	}, {
+		name: "unified",
+		spec: cgroupSpec(CgroupUnified),
+		ops: []string{
+			"dir /sys 0755", "dir /sys/fs 0755", "dir /sys/fs/cgroup 0755",
+			"mount /sys/fs/cgroup cgroup2 " + ro,
+		},
+	}, {
+		name:  "unified over sysfs",
+		spec:  cgroupSpec(CgroupUnified),
+		sysfs: true,
+		ops: []string{
+			"dir /sys 0755", "mount /sys sysfs " + ro, "mask /sys/devices/virtual/powercap " + maskText, "mask /sys/firmware " + maskText,
+			"mount /sys/fs/cgroup cgroup2 " + ro,
+		},
+	}, {
+		name: "hybrid, pinfold's hierarchies (sorted by name)",
+		spec: cgroupSpec(CgroupHybrid, "pids", "memory", "cpu", "cpuacct"),
+		ops: []string{
+			"dir /sys 0755", "dir /sys/fs 0755", "dir /sys/fs/cgroup 0755",
+			"dir /sys/fs/cgroup/cpu 0755", "mount /sys/fs/cgroup/cpu cgroup cpu " + ro,
+			"dir /sys/fs/cgroup/cpuacct 0755", "mount /sys/fs/cgroup/cpuacct cgroup cpuacct " + ro,
+			"dir /sys/fs/cgroup/memory 0755", "mount /sys/fs/cgroup/memory cgroup memory " + ro,
+			"dir /sys/fs/cgroup/pids 0755", "mount /sys/fs/cgroup/pids cgroup pids " + ro,
+			"dir /sys/fs/cgroup/unified 0755", "mount /sys/fs/cgroup/unified cgroup2 " + ro,
+		},
+	}, {
+		name: "legacy, co-mounted controllers get links",
+		spec: cgroupSpec(CgroupLegacy, "memory", "cpu,cpuacct", "pids", "freezer"),
+		ops: []string{
+			"dir /sys 0755", "dir /sys/fs 0755", "dir /sys/fs/cgroup 0755",
+			"dir /sys/fs/cgroup/cpu,cpuacct 0755", "mount /sys/fs/cgroup/cpu,cpuacct cgroup cpu,cpuacct " + ro,
+			"dir /sys/fs/cgroup/freezer 0755", "mount /sys/fs/cgroup/freezer cgroup freezer " + ro,
+			"dir /sys/fs/cgroup/memory 0755", "mount /sys/fs/cgroup/memory cgroup memory " + ro,
+			"dir /sys/fs/cgroup/pids 0755", "mount /sys/fs/cgroup/pids cgroup pids " + ro,
+			"symlink /sys/fs/cgroup/cpu -> cpu,cpuacct", "symlink /sys/fs/cgroup/cpuacct -> cpu,cpuacct",
+		},
+	}, {
+		name:  "hybrid over sysfs: a sealed tmpfs holds the mountpoints",
+		spec:  cgroupSpec(CgroupHybrid, "memory"),
+		sysfs: true,
+		ops: []string{
+			"dir /sys 0755", "mount /sys sysfs " + ro, "mask /sys/devices/virtual/powercap " + maskText, "mask /sys/firmware " + maskText,
+			"mount /sys/fs/cgroup tmpfs size=4096,mode=0755 rw,nosuid,nodev,noexec",
+			"dir /sys/fs/cgroup/memory 0755", "mount /sys/fs/cgroup/memory cgroup memory " + ro,
+			"dir /sys/fs/cgroup/unified 0755", "mount /sys/fs/cgroup/unified cgroup2 " + ro,
+			"seal /sys/fs/cgroup read-only",
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := DefaultSpec()
+			spec.Sysfs, spec.Cgroupfs, spec.Cgroups = tc.sysfs, tc.spec.Cgroupfs, tc.spec.Cgroups
+			p, err := newPlan(spec, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatalf("NewPlan made an invalid plan: %v", err)
+			}
+			var got []string
+			for _, op := range p.Ops {
+				if within(op.Path, "/sys") {
+					got = append(got, strings.Join(strings.Fields(op.String()), " "))
+				}
+			}
+			if !slices.Equal(got, tc.ops) {
+				t.Errorf("/sys operations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.ops, "\n"))
+			}
+			checkOrder(t, p)
+			// Everything is in place before the policy's masks and the
+			// sealing of /dev, which come last.
+			if n := len(p.Ops); p.Ops[n-1].Kind != KindSeal || p.Ops[n-1].Path != "/dev" {
+				t.Errorf("last op %s, want seal /dev", p.Ops[n-1].String())
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var q Plan
+			if err := json.Unmarshal(b, &q); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(p, &q) {
+				t.Errorf("JSON round trip changed the plan:\n%s\n---\n%s", p, &q)
 			}
 		})
 	}
@@ -356,6 +483,9 @@ func TestPlanValidate(t *testing.T) {
 		{"relative bind source", Op{Kind: KindBind, Path: "/a", Source: "b"}, false},
 		{"empty symlink", Op{Kind: KindSymlink, Path: "/a"}, false},
 		{"mount without type", Op{Kind: KindMount, Path: "/a"}, false},
+		{"read-only cgroup", Op{Kind: KindMount, Path: "/a", FSType: "cgroup", Options: []string{"memory"}, Attr: ReadOnly}, true},
+		{"writable cgroup", Op{Kind: KindMount, Path: "/a", FSType: "cgroup", Options: []string{"memory"}, Attr: NoSuid}, false},
+		{"writable cgroup2", Op{Kind: KindMount, Path: "/a", FSType: "cgroup2"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,6 +549,7 @@ func FuzzPlanJSON(f *testing.F) {
 	f.Add([]byte(`{"root":"size=1,mode=0755","ops":["dir /a 755","file /a/b 644 aGk=","file \"/a/c d\" 600 \"\""]}`))
 	f.Add([]byte(`{"ops":["bind /a /b ro,nosuid dir","mount /t tmpfs rw,nodev size=1,mode=1777","device /d 666 1 3"]}`))
 	f.Add([]byte(`{"ops":["symlink /a/../b x","mask /p","readonly /q","seal /r","mount /m proc rw"]}`))
+	f.Add([]byte(`{"ops":["mount /c/cpu,cpuacct cgroup ro,nosuid cpu,cpuacct","mount /c/u cgroup2 rw","symlink /c/cpu cpu,cpuacct"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p Plan
 		if json.Unmarshal(b, &p) != nil {

@@ -43,6 +43,57 @@ type Spec struct {
 	// UserNS says the init stage runs in a new user namespace, where
 	// mknod is not allowed: device nodes are then bound from the host.
 	UserNS bool `json:"userNS,omitempty"`
+	// Cgroupfs shows the app its own cgroups, read-only, at
+	// /sys/fs/cgroup, laid out as Cgroups says: what a container with a
+	// private cgroup namespace sees, so that runtimes which size
+	// themselves from cgroup limits (the JVM's heap, Go's GOMAXPROCS,
+	// libuv's constrained memory) see the sandbox's limits. Apply must
+	// run in a cgroup namespace of its own, rooted at the app's cgroups
+	// (the init stage unshares one first); it refuses the initial one
+	// (ErrHostCgroupNS). Without Sysfs, /sys holds only fs/cgroup.
+	Cgroupfs bool `json:"cgroupfs,omitempty"`
+	// Cgroups describes the host's cgroup layout and the hierarchies the
+	// app has a cgroup of its own in. The supervisor fills it from its
+	// cgroup manager at every start; it is used only with Cgroupfs.
+	Cgroups CgroupView `json:"cgroups,omitempty"`
+}
+
+// Cgroup layouts of a host: the values of CgroupView.Mode, named as
+// package cgroup names them (cgroup.Mode).
+const (
+	// CgroupLegacy is cgroup v1 only: one hierarchy per controller, or
+	// per group of co-mounted controllers.
+	CgroupLegacy = "legacy"
+	// CgroupHybrid is cgroup v1 controllers plus a cgroup2 hierarchy
+	// without resource controllers at /sys/fs/cgroup/unified.
+	CgroupHybrid = "hybrid"
+	// CgroupUnified is cgroup v2 only.
+	CgroupUnified = "unified"
+)
+
+// CgroupView is what Spec.Cgroupfs shows. Each hierarchy is a fresh,
+// read-only cgroup mount made inside the app's cgroup namespace, so its
+// root is the app's own cgroup and nothing above or beside it is
+// visible:
+//
+//   - unified: cgroup2 on /sys/fs/cgroup;
+//   - legacy: a directory /sys/fs/cgroup holding one cgroup mount per V1
+//     hierarchy, named by its controllers joined with ',' ("memory",
+//     "cpu,cpuacct"), and, for co-mounted controllers, a symbolic link
+//     per controller ("cpu" -> "cpu,cpuacct"), as systemd lays them out;
+//   - hybrid: the same, plus cgroup2 on /sys/fs/cgroup/unified.
+type CgroupView struct {
+	// Mode is CgroupLegacy, CgroupHybrid or CgroupUnified.
+	Mode string `json:"mode,omitempty"`
+	// V1 lists the cgroup v1 hierarchies to show (legacy and hybrid
+	// hosts), each as all the controllers bound to it, in the order the
+	// host's mount options list them: {"memory"}, {"cpu", "cpuacct"}.
+	// List only hierarchies in which the app has a cgroup of its own: in
+	// any other, its cgroup namespace is rooted at the supervisor's
+	// cgroup, and the mount would show that cgroup and every cgroup below
+	// it (the whole host's hierarchy when the supervisor runs in the
+	// root cgroup).
+	V1 [][]string `json:"v1,omitempty"`
 }
 
 // Bind is one host path made visible in the sandbox.

@@ -42,6 +42,7 @@ func Default() *Policy {
 				ReadOnly: ro,
 				Tmpfs:    map[string]Size{"/tmp": 64 * MiB, "/dev/shm": 64 * MiB},
 				Workdir:  "/tmp",
+				Cgroupfs: true,
 			},
 			Resources: Resources{
 				Memory:    512 * MiB,

@@ -164,6 +164,7 @@ func (p *Policy) tree() *ymap {
 	fsys.set("masked", masked)
 	fsys.set("workdir", yamlString(f.Workdir))
 	fsys.set("sysfs", yamlBool(f.Sysfs))
+	fsys.set("cgroupfs", yamlBool(f.Cgroupfs))
 	spec.set("filesystem", fsys)
 
 	r := &s.Resources

@@ -79,6 +79,7 @@ spec:
     masked: [/etc/shadow]
     workdir: /data
     sysfs: false
+    cgroupfs: true
   resources:
     memory: 512Mi
     memorySwap: 0

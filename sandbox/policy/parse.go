@@ -820,11 +820,16 @@ func (d *decoder) spec(n ast.Node, path string, s *Spec) {
 		field{"seccomp", func(n ast.Node, path string) { d.seccomp(n, path, &s.Seccomp) }},
 		d.strField("network", &s.Network),
 	)
-	// Without a UTS namespace there is no hostname to set, and without a
-	// network namespace the app has the host's network: the defaults
-	// follow unless the file says otherwise (and validation objects).
+	// Without a UTS namespace there is no hostname to set, without a
+	// network namespace the app has the host's network, and without a
+	// cgroup namespace there is no cgroup view of its own to show: the
+	// defaults follow unless the file says otherwise (and validation
+	// objects).
 	if _, ok := d.values[path+".hostname"]; !ok && !s.Namespaces.UTS {
 		s.Hostname = ""
+	}
+	if _, ok := d.values[path+".filesystem.cgroupfs"]; !ok && !s.Namespaces.Cgroup {
+		s.Filesystem.Cgroupfs = false
 	}
 	if _, ok := d.values[path+".network"]; !ok && !s.Namespaces.Net {
 		s.Network = NetworkHost
@@ -952,6 +957,7 @@ func (d *decoder) filesystem(n ast.Node, path string, fsys *Filesystem) {
 		}},
 		d.strField("workdir", &fsys.Workdir),
 		d.boolField("sysfs", &fsys.Sysfs),
+		d.boolField("cgroupfs", &fsys.Cgroupfs),
 	)
 }
 

@@ -56,6 +56,9 @@ func TestParseErrors(t *testing.T) {
 			"9:10: spec.env.NUL: value contains a NUL byte",
 			"10:11: spec.env.LIST: expected a string, got a sequence",
 		}},
+		{"cgroupfs.yaml", ErrInvalidValue, []string{
+			"12:15: spec.filesystem.cgroupfs: needs namespaces.cgroup: true (without a cgroup namespace the view would show the host's cgroup tree; write cgroupfs: false)",
+		}},
 		{"hostname.yaml", ErrInvalidValue, []string{
 			"6:13: spec.hostname: \"my_app.-bad\" is not a valid hostname (letters, digits and '-' in labels separated by '.', each label at most 63 characters, at most 64 in all)",
 		}},
@@ -451,6 +454,31 @@ func TestParseHostNetwork(t *testing.T) {
 	}
 	if p.Spec.Network != NetworkHost || p.Spec.Hostname != "" {
 		t.Errorf("network %q, hostname %q; want host and none", p.Spec.Network, p.Spec.Hostname)
+	}
+}
+
+// TestParseCgroupfsDefault: cgroupfs defaults to true, and to false without
+// a cgroup namespace unless the file sets it.
+func TestParseCgroupfsDefault(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		want       bool
+	}{
+		{"default", "spec: {}\n", true},
+		{"off", "spec: {filesystem: {cgroupfs: false}}\n", false},
+		{"no cgroup namespace", "spec: {namespaces: {cgroup: false}}\n", false},
+		{"no cgroup namespace, said off", "spec: {namespaces: {cgroup: false}, filesystem: {cgroupfs: false}}\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("p.yaml", []byte(header+tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Spec.Filesystem.Cgroupfs != tc.want {
+				t.Errorf("cgroupfs = %v, want %v", p.Spec.Filesystem.Cgroupfs, tc.want)
+			}
+		})
 	}
 }
 

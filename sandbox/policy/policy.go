@@ -102,6 +102,11 @@ type Filesystem struct {
 	Workdir string
 	// Sysfs mounts a read-only /sys.
 	Sysfs bool
+	// Cgroupfs shows the app its own cgroups, read-only, at
+	// /sys/fs/cgroup (as a container with a private cgroup namespace sees
+	// them), so that runtimes sizing themselves from cgroup limits see
+	// the sandbox's. It needs Namespaces.Cgroup.
+	Cgroupfs bool
 }
 
 // Bind is a bind mount of the host's Source at Destination in the sandbox. In

@@ -109,6 +109,7 @@ func (p *Policy) validate() ErrorList {
 	v.user(s)
 	v.env(s.Env)
 	v.filesystem(&s.Filesystem)
+	v.cgroupfs(s)
 	v.resources(&s.Resources)
 	v.limits(&s.Limits)
 	v.capabilities(&s.Capabilities)
@@ -336,6 +337,12 @@ func (v *validator) filesystem(fsys *Filesystem) {
 		v.add(base+".workdir", ErrMissingField, "required (e.g. /tmp)")
 	} else if msg := pathProblem(fsys.Workdir); msg != "" {
 		v.add(base+".workdir", ErrInvalidValue, "%s", msg)
+	}
+}
+
+func (v *validator) cgroupfs(s *Spec) {
+	if s.Filesystem.Cgroupfs && !s.Namespaces.Cgroup {
+		v.add("spec.filesystem.cgroupfs", ErrInvalidValue, "needs namespaces.cgroup: true (without a cgroup namespace the view would show the host's cgroup tree; write cgroupfs: false)")
 	}
 }
 

@@ -74,6 +74,10 @@ func TestValidate(t *testing.T) {
 		{"hostname without uts", func(p *Policy) { p.Spec.Namespaces.UTS = false }, ErrInvalidValue,
 			"spec.hostname: needs namespaces.uts: true (without a UTS namespace the app sees the host's hostname)"},
 		{"no uts, no hostname", func(p *Policy) { p.Spec.Namespaces.UTS, p.Spec.Hostname = false, "" }, nil, ""},
+		{"cgroupfs without a cgroup namespace", func(p *Policy) { p.Spec.Namespaces.Cgroup = false }, ErrInvalidValue,
+			"spec.filesystem.cgroupfs: needs namespaces.cgroup: true (without a cgroup namespace the view would show the host's cgroup tree; write cgroupfs: false)"},
+		{"no cgroup namespace, no cgroupfs", func(p *Policy) { p.Spec.Namespaces.Cgroup, p.Spec.Filesystem.Cgroupfs = false, false }, nil, ""},
+		{"cgroup namespace without cgroupfs", func(p *Policy) { p.Spec.Filesystem.Cgroupfs = false }, nil, ""},
 		{"user namespace", func(p *Policy) {
 			p.Spec.Namespaces.User = &UserNamespace{
 				UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}},
