@@ -95,6 +95,9 @@ func (s *Spec) Validate() error {
 	if s.Resources == nil {
 		return fmt.Errorf("%w: no resource limits", ErrInvalidSpec)
 	}
+	if s.Filesystem.Cgroupfs && !s.Namespaces.Cgroup {
+		return fmt.Errorf("%w: a cgroupfs view needs a cgroup namespace (without one it would show the host's cgroup tree)", ErrInvalidSpec)
+	}
 	if s.StopTimeout < 0 || s.WallTime < 0 {
 		return fmt.Errorf("%w: negative timeout", ErrInvalidSpec)
 	}
