@@ -111,6 +111,10 @@ type Cgroup interface {
 	// Stats reads the cgroup's current resource usage.
 	Stats() (*Stats, error)
 
+	// OOMKills is Stats().OOMKills alone, one file read: what a supervisor
+	// needs to tell an OOM kill from another SIGKILL at every exit.
+	OOMKills() (uint64, error)
+
 	// Freeze stops every process in the cgroup and returns once the kernel
 	// reports the cgroup frozen. If that does not happen in time, Freeze
 	// thaws the cgroup again and returns an error.

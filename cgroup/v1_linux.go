@@ -210,6 +210,14 @@ func writeBlkioWeight(dir string, weight uint16) error {
 	return err
 }
 
+func (c *v1Cgroup) OOMKills() (uint64, error) {
+	kv, err := readKeyValues(c.paths.V1["memory"], "memory.oom_control")
+	if err != nil {
+		return 0, fmt.Errorf("reading cgroup OOM kills: %w", err)
+	}
+	return kv["oom_kill"], nil
+}
+
 func (c *v1Cgroup) Stats() (*Stats, error) {
 	mem, cpu, acct, pids := c.paths.V1["memory"], c.paths.V1["cpu"], c.paths.V1["cpuacct"], c.paths.V1["pids"]
 	r := statReader{optional: map[string]bool{"pids.peak": true}}

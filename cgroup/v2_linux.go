@@ -48,6 +48,14 @@ func (c *v2Cgroup) apply(r *specs.LinuxResources, _ bool) error {
 	return nil
 }
 
+func (c *v2Cgroup) OOMKills() (uint64, error) {
+	kv, err := readKeyValues(c.paths.Unified, "memory.events")
+	if err != nil {
+		return 0, fmt.Errorf("reading cgroup OOM kills: %w", err)
+	}
+	return kv["oom_kill"], nil
+}
+
 func (c *v2Cgroup) Stats() (*Stats, error) {
 	dir := c.paths.Unified
 	r := statReader{optional: map[string]bool{"memory.peak": true, "pids.peak": true}}

@@ -56,7 +56,8 @@ type App struct {
 	exit       *Exit
 }
 
-// Exit describes how an app ended.
+// Exit describes how an app ended. The resources it used are read with
+// App.Usage (until App.Close).
 type Exit struct {
 	// Code is the exit code when the app exited normally, else -1.
 	Code int `json:"code"`
@@ -67,15 +68,11 @@ type Exit struct {
 	OOMKilled bool `json:"oomKilled"`
 	// TimedOut reports that the app was killed at its wall-time limit.
 	TimedOut bool `json:"timedOut"`
-
-	Wall      time.Duration `json:"wallNs"`
-	CPUUser   time.Duration `json:"cpuUserNs"`
-	CPUSystem time.Duration `json:"cpuSystemNs"`
-	// MemoryPeak is the highest memory use of the app's cgroup in bytes.
-	MemoryPeak uint64 `json:"memoryPeakBytes"`
-	PidsPeak   uint64 `json:"pidsPeak"`
-	// StatsErr is set when the cgroup statistics could not be read.
-	StatsErr string `json:"statsError,omitempty"`
+	// Wall is how long the app ran, from its exec to its exit.
+	Wall time.Duration `json:"wallNs"`
+	// Err is set when the exit could not be fully determined (e.g. the
+	// OOM-kill counter could not be read).
+	Err string `json:"error,omitempty"`
 }
 
 // ExitCode is the status a shell would report, like docker run: the app's
@@ -508,6 +505,15 @@ func (a *App) Stop(grace time.Duration) error {
 	}
 }
 
+// Usage reads what the app's cgroup accounted: CPU time, peak memory,
+// peak tasks, throttling. It is available from Create until Close.
+func (a *App) Usage() (*cgroup.Stats, error) {
+	if err := a.life.require("read the usage of", Initializing, Ready, Running, Exited); err != nil {
+		return nil, err
+	}
+	return a.cg.Stats()
+}
+
 // Done is closed when the app's pid 1 has exited.
 func (a *App) Done() <-chan struct{} { return a.exited }
 
@@ -541,12 +547,12 @@ func (a *App) finish() {
 			}
 		}
 		if a.cg != nil {
-			if st, err := a.cg.Stats(); err != nil {
-				e.StatsErr = err.Error()
+			// One file read: the full statistics cost ~10 and are read
+			// only when asked for (Usage).
+			if n, err := a.cg.OOMKills(); err != nil {
+				e.Err = err.Error()
 			} else {
-				e.OOMKilled = st.OOMKills > 0
-				e.CPUUser, e.CPUSystem = st.CPUUser, st.CPUSystem
-				e.MemoryPeak, e.PidsPeak = st.MemoryPeak, st.PidsPeak
+				e.OOMKilled = n > 0
 			}
 		}
 		a.exit = e

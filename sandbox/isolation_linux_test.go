@@ -357,14 +357,14 @@ func TestMemoryLimit(t *testing.T) {
 	if e.Signal != syscall.SIGKILL || !e.OOMKilled || e.ExitCode() != 137 {
 		t.Errorf("exit = signal %v, oomKilled %v, code %d; want SIGKILL, true, 137 (stderr %q)", e.Signal, e.OOMKilled, e.ExitCode(), r.stderr)
 	}
-	if e.StatsErr != "" {
-		t.Errorf("stats error: %s", e.StatsErr)
+	if r.usage == nil {
+		t.Fatal("no usage")
 	}
 	// The kernel charges in batches of pages, so the recorded peak may
 	// pass the limit by a little, never by the hundreds of MiB the app
 	// asked for.
-	if limit := uint64(p.Spec.Resources.Memory); e.MemoryPeak == 0 || e.MemoryPeak > limit+1<<20 {
-		t.Errorf("memory peak = %d bytes, want between 1 and about the limit %d", e.MemoryPeak, limit)
+	if limit := uint64(p.Spec.Resources.Memory); r.usage.MemoryPeak == 0 || r.usage.MemoryPeak > limit+1<<20 {
+		t.Errorf("memory peak = %d bytes, want between 1 and about the limit %d", r.usage.MemoryPeak, limit)
 	}
 }
 
@@ -398,10 +398,10 @@ func TestPidsLimit(t *testing.T) {
 	if res.Forked+1 > 16 {
 		t.Errorf("%d children forked under a pids limit of 16", res.Forked)
 	}
-	if r.exit.PidsPeak > 16 {
-		t.Errorf("pids peak = %d, above the limit of 16", r.exit.PidsPeak)
+	if r.usage.PidsPeak > 16 {
+		t.Errorf("pids peak = %d, above the limit of 16", r.usage.PidsPeak)
 	}
-	t.Logf("forked %d children (probe threads after: %d), pids peak %d", res.Forked, res.Threads, r.exit.PidsPeak)
+	t.Logf("forked %d children (probe threads after: %d), pids peak %d", res.Forked, res.Threads, r.usage.PidsPeak)
 }
 
 // TestCPUQuota: two busy threads under half a core get at most about half
@@ -431,18 +431,19 @@ poll:
 		}
 	}
 	e := waitExit(t, app)
-	if e.ExitCode() != 0 || e.StatsErr != "" {
-		t.Fatalf("exit code %d, stats error %q", e.ExitCode(), e.StatsErr)
+	use, err := app.Usage()
+	if e.ExitCode() != 0 || err != nil {
+		t.Fatalf("exit code %d, usage error %v", e.ExitCode(), err)
 	}
 	if throttled == 0 {
 		t.Errorf("the kernel never throttled the app's cgroup (%s): no CPU quota", stat)
 	}
-	cpu := e.CPUUser + e.CPUSystem
+	cpu := use.CPUUser + use.CPUSystem
 	// Half a core over the wall time, plus slack for CFS accounting (a
 	// tenth of the wall time) and the start of the runtime (3 periods of
 	// two cores).
 	limit := time.Duration(p.Spec.Resources.CPU*float64(e.Wall)) + e.Wall/10 + 3*2*p.Spec.Resources.CPUPeriod
-	t.Logf("cpu %s (user %s, system %s) over wall %s; limit %s; throttled periods seen %d", cpu, e.CPUUser, e.CPUSystem, e.Wall, limit, throttled)
+	t.Logf("cpu %s (user %s, system %s) over wall %s; limit %s; throttled periods seen %d", cpu, use.CPUUser, use.CPUSystem, e.Wall, limit, throttled)
 	if cpu > limit {
 		t.Errorf("cpu time %s over wall %s exceeds a quota of %.1f cores (limit with slack %s)", cpu, e.Wall, p.Spec.Resources.CPU, limit)
 	}

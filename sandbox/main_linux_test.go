@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pinfold/pinfold/cgroup"
 	"github.com/pinfold/pinfold/internal/probe"
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/initstage"
@@ -203,6 +204,7 @@ func shSpec(t testing.TB, p *policy.Policy, script string, args ...string) sandb
 // run is the outcome of one app.
 type run struct {
 	exit    *sandbox.Exit
+	usage   *cgroup.Stats // read before Close
 	stdout  string
 	stderr  string
 	cleanup sandbox.Report
@@ -246,11 +248,18 @@ func runApp(t testing.TB, sup *sandbox.Supervisor, spec sandbox.Spec) run {
 	if err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
+	if exit.Err != "" {
+		t.Errorf("exit of %q: %s", spec.Process.Args, exit.Err)
+	}
+	use, err := app.Usage()
+	if err != nil {
+		t.Errorf("usage of %q: %v", spec.Process.Args, err)
+	}
 	rep := app.Close()
 	if err := rep.Err(); err != nil {
 		t.Errorf("cleanup of %q: %v", spec.Process.Args, err)
 	}
-	return run{exit: exit, stdout: out.String(), stderr: errb.String(), cleanup: rep}
+	return run{exit: exit, usage: use, stdout: out.String(), stderr: errb.String(), cleanup: rep}
 }
 
 // runProbe runs the probe's report mode and decodes the report.

@@ -189,10 +189,14 @@ type summaryJSON struct {
 		OOMKilled bool  `json:"oomKilled"`
 		TimedOut  bool  `json:"timedOut"`
 		WallNs    int64 `json:"wallNs"`
-		CPUUserNs int64 `json:"cpuUserNs"`
-		MemPeak   int64 `json:"memoryPeakBytes"`
-		PidsPeak  int64 `json:"pidsPeak"`
 	} `json:"exit"`
+	Usage *struct {
+		CPUUserNs int64  `json:"cpuUserNs"`
+		MemPeak   int64  `json:"memoryPeakBytes"`
+		MemLimit  int64  `json:"memoryLimitBytes"`
+		PidsPeak  int64  `json:"pidsPeak"`
+		Error     string `json:"error"`
+	} `json:"usage"`
 	Start []struct {
 		Name       string `json:"name"`
 		DurationNs int64  `json:"durationNs"`
@@ -232,9 +236,9 @@ func TestRunSummary(t *testing.T) {
 			`(?m)^  oom killed:   no$`,
 			`(?m)^  timed out:    no$`,
 			`(?m)^  wall time:    \S+$`,
-			`(?m)^  cpu time:     \S+ user, \S+ system$`,
-			`(?m)^  memory peak:  [0-9.]+ [KMG]?i?B$`,
-			`(?m)^  pids peak:    [1-9][0-9]*$`,
+			`(?m)^  cpu time:     \S+ user, \S+ system \(throttled \S+\)$`,
+			`(?m)^  memory peak:  [0-9.]+ [KMG]?i?B of 512\.0 MiB$`,
+			`(?m)^  pids peak:    [1-9][0-9]* of 256$`,
 			`(?m)^  cleanup:      \S+ total$`,
 			`(?m)^    cgroup +\S+ +ok `,
 			`(?m)^    state-record +\S+ +ok `,
@@ -262,8 +266,11 @@ func TestRunSummary(t *testing.T) {
 		if s.Exit.Code != 3 || s.Exit.Signal != 0 || s.Exit.OOMKilled || s.Exit.TimedOut {
 			t.Errorf("exit %+v, want code 3 and nothing else", *s.Exit)
 		}
-		if s.Exit.WallNs <= 0 || s.Exit.PidsPeak <= 0 || s.Exit.MemPeak <= 0 {
-			t.Errorf("exit statistics missing: %+v", *s.Exit)
+		if s.Exit.WallNs <= 0 {
+			t.Errorf("exit wall time missing: %+v", *s.Exit)
+		}
+		if s.Usage == nil || s.Usage.Error != "" || s.Usage.PidsPeak <= 0 || s.Usage.MemPeak <= 0 || s.Usage.MemLimit != 512<<20 {
+			t.Errorf("usage missing or wrong: %+v", s.Usage)
 		}
 		if len(s.Start) == 0 {
 			t.Errorf("no start phases")

@@ -103,6 +103,11 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The supervisor (cgroup discovery, state dir) and the recovery of
+	// earlier runs' leftovers are independent of the policy: they run on
+	// the other CPU while the policy is loaded and turned into a spec.
+	supReady := make(chan supervisorResult, 1)
+	go func() { supReady <- newSupervisor(f.stateDir) }()
 	p, err := loadPolicy(f.policyFile)
 	if err != nil {
 		return err
@@ -121,15 +126,9 @@ func runCmd(args []string) error {
 	spec.Name = f.name
 	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
 
-	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: f.stateDir, CgroupSelfLeaf: "supervisor"})
-	if errors.Is(err, cgroup.ErrNotSupported) {
-		return fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold run ...", err)
-	}
+	sup, err := (<-supReady).get()
 	if err != nil {
 		return err
-	}
-	if _, err := sup.Recover(); err != nil {
-		fmt.Fprintf(os.Stderr, "pinfold: warning: releasing what an earlier run left behind: %v\n", err)
 	}
 
 	<-subscribed // long done by now: it ran alongside the preparation above
@@ -158,12 +157,17 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	var use appUsage
+	if f.stats || f.output == "json" {
+		// Read before Close removes the cgroup.
+		use.Stats, use.err = app.Usage()
+	}
 	report := app.Close()
 	if exit.TimedOut {
 		fmt.Fprintf(os.Stderr, "pinfold: timeout: killed %q after %s (wall-time limit)\n", strings.Join(cmdArgs, " "), spec.WallTime)
 	}
 	if f.stats || f.output == "json" {
-		printSummary(os.Stderr, f.output == "json", app, exit, report)
+		printSummary(os.Stderr, f.output == "json", app, exit, use, report)
 	}
 	if err := report.Err(); err != nil {
 		fmt.Fprintf(os.Stderr, "pinfold: warning: cleanup: %v\n", err)
@@ -172,6 +176,29 @@ func runCmd(args []string) error {
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+type supervisorResult struct {
+	sup *sandbox.Supervisor
+	err error
+}
+
+func (r supervisorResult) get() (*sandbox.Supervisor, error) { return r.sup, r.err }
+
+// newSupervisor builds the embedded supervisor and releases what runs that
+// were SIGKILLed left behind.
+func newSupervisor(stateDir string) supervisorResult {
+	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: stateDir, CgroupSelfLeaf: "supervisor"})
+	if errors.Is(err, cgroup.ErrNotSupported) {
+		return supervisorResult{err: fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold run ...", err)}
+	}
+	if err != nil {
+		return supervisorResult{err: err}
+	}
+	if _, err := sup.Recover(); err != nil {
+		fmt.Fprintf(os.Stderr, "pinfold: warning: releasing what an earlier run left behind: %v\n", err)
+	}
+	return supervisorResult{sup: sup}
 }
 
 // startFailure maps a failure to start to docker run's exit codes.
@@ -276,20 +303,55 @@ func parseBind(s string) (policy.Bind, bool, error) {
 	return policy.Bind{Source: filepath.Clean(src), Destination: filepath.Clean(dst)}, rw, nil
 }
 
+// appUsage is what the app's cgroup accounted, as the summary shows it.
+type appUsage struct {
+	*cgroup.Stats
+	err error
+}
+
+// usageJSON is the summary's "usage" object, with units in the names.
+type usageJSON struct {
+	CPUUserNs       int64  `json:"cpuUserNs"`
+	CPUSystemNs     int64  `json:"cpuSystemNs"`
+	CPUThrottledNs  int64  `json:"cpuThrottledNs"`
+	MemoryPeakBytes uint64 `json:"memoryPeakBytes"`
+	MemoryLimit     uint64 `json:"memoryLimitBytes"`
+	OOMKills        uint64 `json:"oomKills"`
+	PidsPeak        uint64 `json:"pidsPeak"`
+	PidsLimit       uint64 `json:"pidsLimit"`
+	PidsLimitHits   uint64 `json:"pidsLimitHits"`
+	Error           string `json:"error,omitempty"`
+}
+
+func (u appUsage) json() *usageJSON {
+	if u.err != nil {
+		return &usageJSON{Error: u.err.Error()}
+	}
+	if u.Stats == nil {
+		return nil
+	}
+	return &usageJSON{
+		CPUUserNs: int64(u.CPUUser), CPUSystemNs: int64(u.CPUSystem), CPUThrottledNs: int64(u.CPUThrottled),
+		MemoryPeakBytes: u.MemoryPeak, MemoryLimit: u.MemoryLimit, OOMKills: u.OOMKills,
+		PidsPeak: u.PidsPeak, PidsLimit: u.PidsLimit, PidsLimitHits: u.PidsLimitHits,
+	}
+}
+
 type summary struct {
 	ID        string          `json:"id"`
 	Name      string          `json:"name,omitempty"`
 	ExitCode  int             `json:"exitCode"`
 	Exit      *sandbox.Exit   `json:"exit,omitempty"`
+	Usage     *usageJSON      `json:"usage,omitempty"`
 	SignalStr string          `json:"signalName,omitempty"`
 	Error     string          `json:"error,omitempty"`
 	Start     []sandbox.Phase `json:"start,omitempty"`
 	Cleanup   *sandbox.Report `json:"cleanup"`
 }
 
-func printSummary(w io.Writer, asJSON bool, app *sandbox.App, exit *sandbox.Exit, rep sandbox.Report) {
+func printSummary(w io.Writer, asJSON bool, app *sandbox.App, exit *sandbox.Exit, use appUsage, rep sandbox.Report) {
 	if asJSON {
-		s := summary{ID: app.ID, Name: app.Name, ExitCode: exit.ExitCode(), Exit: exit, Start: app.StartPhases(), Cleanup: &rep}
+		s := summary{ID: app.ID, Name: app.Name, ExitCode: exit.ExitCode(), Exit: exit, Usage: use.json(), Start: app.StartPhases(), Cleanup: &rep}
 		if exit.Signal != 0 {
 			s.SignalStr = signalName(exit.Signal)
 		}
@@ -311,11 +373,15 @@ func printSummary(w io.Writer, asJSON bool, app *sandbox.App, exit *sandbox.Exit
 	}
 	fmt.Fprintf(w, "  start:        %s (%s)\n", round(total), strings.Join(parts, ", "))
 	fmt.Fprintf(w, "  wall time:    %s\n", round(exit.Wall))
-	fmt.Fprintf(w, "  cpu time:     %s user, %s system\n", round(exit.CPUUser), round(exit.CPUSystem))
-	fmt.Fprintf(w, "  memory peak:  %s\n", bytesHuman(exit.MemoryPeak))
-	fmt.Fprintf(w, "  pids peak:    %d\n", exit.PidsPeak)
-	if exit.StatsErr != "" {
-		fmt.Fprintf(w, "  stats error:  %s\n", exit.StatsErr)
+	if use.err != nil {
+		fmt.Fprintf(w, "  usage:        unavailable: %v\n", use.err)
+	} else if use.Stats != nil {
+		fmt.Fprintf(w, "  cpu time:     %s user, %s system (throttled %s)\n", round(use.CPUUser), round(use.CPUSystem), round(use.CPUThrottled))
+		fmt.Fprintf(w, "  memory peak:  %s of %s\n", bytesHuman(use.MemoryPeak), bytesHuman(use.MemoryLimit))
+		fmt.Fprintf(w, "  pids peak:    %d of %d\n", use.PidsPeak, use.PidsLimit)
+	}
+	if exit.Err != "" {
+		fmt.Fprintf(w, "  exit error:   %s\n", exit.Err)
 	}
 	printReport(w, rep)
 }
