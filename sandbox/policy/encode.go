@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -271,7 +270,11 @@ func yamlBool(b bool) string {
 	return strconv.FormatBool(b)
 }
 
-var plainRE = regexp.MustCompile(`^[A-Za-z_/][A-Za-z0-9_./-]*$`)
+// isPlain: [A-Za-z_/][A-Za-z0-9_./-]*, a string YAML reads back as itself.
+func isPlain(s string) bool {
+	ok := func(c byte) bool { return isLower(c) || isUpper(c) || isDigit(c) || c == '_' || c == '.' || c == '/' || c == '-' }
+	return all(s, ok) && !isDigit(s[0]) && s[0] != '.' && s[0] != '-'
+}
 
 // Words that a YAML reader may take for something other than a string.
 var reservedWords = map[string]bool{
@@ -282,7 +285,7 @@ var reservedWords = map[string]bool{
 // yamlString writes s as a YAML scalar that reads back as the string s:
 // plain when that is unambiguous, else double-quoted.
 func yamlString(s string) string {
-	if plainRE.MatchString(s) && !reservedWords[strings.ToLower(s)] {
+	if isPlain(s) && !reservedWords[strings.ToLower(s)] {
 		return s
 	}
 	var b strings.Builder

@@ -73,7 +73,7 @@ func FuzzEncode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value, path, key string) {
 		p := Default()
 		p.Spec.Env = map[string]string{"V": value}
-		if key != "" && envNameRE.MatchString(key) {
+		if key != "" && isEnvName(key) {
 			p.Spec.Env[key] = value
 		}
 		p.Spec.Filesystem.Masked = []string{cleanPath("/" + path)}
