@@ -236,11 +236,19 @@ func (a *App) build(waitStart bool) error {
 		if err != nil {
 			return err
 		}
-		cfg.JoinNetNS, cfg.Loopback = true, false
+		cfg.JoinNetNS = true
 		a.mark("wait for network namespace")
 	}
 	if err := a.life.to(Initializing); err != nil {
 		return err
+	}
+	if spec.Namespaces.Net && a.netns == nil {
+		// The init stage cloned its own network namespace (user
+		// namespace): bring lo up in it from here.
+		if err := loopbackUpIn(a.pid); err != nil {
+			return err
+		}
+		a.mark("bring up lo")
 	}
 
 	fds := make([]int, len(spec.ExtraFiles))

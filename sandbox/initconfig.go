@@ -17,7 +17,6 @@ func (a *App) initConfig(plan *vfs.Plan, waitStart bool, seccompFlags uint) (*in
 		Cwd:            spec.Process.Cwd,
 		RootDir:        a.sup.rootDir,
 		Plan:           plan,
-		Loopback:       spec.Namespaces.Net,
 		CgroupNS:       spec.Namespaces.Cgroup,
 		UID:            spec.User.UID,
 		GID:            spec.User.GID,

@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/pinfold/pinfold/syscalls"
 )
@@ -50,4 +51,22 @@ func newNetNS() (*os.File, error) {
 		return nil, fmt.Errorf("creating network namespace: %w", r.err)
 	}
 	return r.f, nil
+}
+
+// loopbackUpIn brings lo up in the network namespace of process pid.
+func loopbackUpIn(pid int) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("opening the sandbox's network namespace: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("opening netlink in the sandbox's network namespace: %w", err)
+	}
+	defer h.Close()
+	if err := h.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
+		return fmt.Errorf("bringing up lo in the sandbox: %w", err)
+	}
+	return nil
 }

@@ -23,11 +23,10 @@ type Config struct {
 
 	// Hostname is set when the sandbox has its own UTS namespace.
 	Hostname string
-	// Loopback brings lo up (the sandbox has its own network namespace).
-	Loopback bool
 	// JoinNetNS: the first descriptor received with the go message is a
 	// network namespace (made by the supervisor, lo already up) to join
-	// instead of one cloned with the init stage.
+	// instead of one cloned with the init stage. (In a network namespace
+	// cloned with the init stage, the supervisor brings lo up from outside.)
 	JoinNetNS bool
 	// CgroupNS unshares a cgroup namespace rooted at the app's cgroup.
 	CgroupNS bool
@@ -59,7 +58,6 @@ const (
 	StepReceive    = "receive config"
 	StepCgroupNS   = "unshare cgroup namespace"
 	StepHostname   = "sethostname"
-	StepLoopback   = "bring up lo"
 	StepJoinNetNS  = "join network namespace"
 	StepRlimit     = "setrlimit"
 	StepFDs        = "place fds"

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/pinfold/pinfold/syscalls"
 	"github.com/pinfold/pinfold/vfs"
 )
@@ -118,17 +116,12 @@ func run(sync *int) (string, error) {
 			return StepHostname, err
 		}
 	}
-	if cfg.Loopback {
-		if err := loopbackUp(); err != nil {
-			return StepLoopback, err
-		}
-	}
 	for _, r := range cfg.Rlimits {
 		if err := syscalls.SetRlimit(r); err != nil {
 			return StepRlimit, err
 		}
 	}
-	tr.mark("hostname, lo, rlimits")
+	tr.mark("hostname, rlimits")
 	if err := placeFDs(sync, fds); err != nil {
 		return StepFDs, err
 	}
@@ -265,14 +258,6 @@ func dropBounding(keep []uint) error {
 		}
 	}
 	return nil
-}
-
-// loopbackIndex is lo's interface index in every network namespace
-// (LOOPBACK_IFINDEX): it is created first, so no lookup round trip is needed.
-const loopbackIndex = 1
-
-func loopbackUp() error {
-	return netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIndex, Name: "lo"}})
 }
 
 // lookPath finds the app's command inside the new root, the way a shell

@@ -2,7 +2,6 @@ package initstage
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"syscall"
@@ -21,7 +20,7 @@ import (
 //	    | add pid to the v1 cgroups                                         |
 //	    |--- 'G' go: u32 len | config (wire.go) | BPF  + SCM_RIGHTS fds ---->|
 //	    |                                 [setns(net)], unshare(CLONE_NEWCGROUP), rootfs, pivot_root,
-//	    |                                 hostname, lo up, rlimits, fds, bounding set,
+//	    |                                 hostname, rlimits, fds, bounding set,
 //	    |                                 setgroups/setresgid/setresuid, pdeathsig,
 //	    |                                 capset, no_new_privs, resolve the command
 //	    |<-- 'R' ready ------------------------------------------------------|
@@ -43,7 +42,7 @@ const (
 
 // ProtocolVersion is bumped whenever Config or the framing changes
 // incompatibly; supervisor and init stage must agree on it.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // SyncFD is the descriptor the init stage finds its sync socket at.
 const SyncFD = 3
@@ -88,11 +87,12 @@ func decodeGo(msg []byte) (*Config, []byte, error) {
 	return &cfg, msg[5+n:], nil
 }
 
-// wireError is the payload of an error message.
+// wireError is the payload of an error message: u32 errno, step, message
+// (strings as in wire.go).
 type wireError struct {
-	Step    string `json:"step"`
-	Errno   int    `json:"errno,omitempty"`
-	Message string `json:"message"`
+	Step    string
+	Errno   int
+	Message string
 }
 
 func encodeError(step string, err error) []byte {
@@ -106,8 +106,11 @@ func encodeError(step string, err error) []byte {
 }
 
 func encodeWire(we wireError) []byte {
-	js, _ := json.Marshal(we)
-	return append([]byte{msgError}, js...)
+	e := encoder{b: []byte{msgError}}
+	e.u32(uint32(we.Errno))
+	e.str(we.Step)
+	e.str(we.Message)
+	return e.b
 }
 
 // Error is a failure of one step of the init stage, as reported to the
@@ -135,9 +138,11 @@ func (e *Error) Unwrap() error {
 func (e *Error) IsExecStep() bool { return e.Step == StepExec }
 
 func decodeError(msg []byte) *Error {
-	var we wireError
-	if err := json.Unmarshal(msg[1:], &we); err != nil || we.Step == "" {
+	d := decoder{b: msg[1:]}
+	errno := d.u32()
+	step, message := d.str(), d.str()
+	if d.err != nil || len(d.b) != 0 || step == "" {
 		return &Error{Step: "protocol", Msg: fmt.Sprintf("malformed error message from init stage (%d bytes)", len(msg))}
 	}
-	return &Error{Step: we.Step, Errno: syscall.Errno(we.Errno), Msg: we.Message}
+	return &Error{Step: step, Errno: syscall.Errno(errno), Msg: message}
 }

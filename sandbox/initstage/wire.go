@@ -19,7 +19,7 @@ import (
 //	u32 version
 //	list<string> args | list<string> env | string cwd | string rootDir
 //	bytes plan (vfs.Plan text form; empty = no plan)
-//	string hostname | u8 loopback | u8 joinNetNS | u8 cgroupNS
+//	string hostname | u8 joinNetNS | u8 cgroupNS
 //	u32 uid | u32 gid | list<u32> additionalGids | list<u32> caps
 //	list<{u32 resource, u64 soft, u64 hard}> rlimits
 //	u32 numFds | u8 waitStart | u32 seccompFlags
@@ -143,7 +143,6 @@ func (c *Config) MarshalBinary() ([]byte, error) {
 		e.bytes(nil)
 	}
 	e.str(c.Hostname)
-	e.u8(c.Loopback)
 	e.u8(c.JoinNetNS)
 	e.u8(c.CgroupNS)
 	e.u32(c.UID)
@@ -188,7 +187,6 @@ func (c *Config) UnmarshalBinary(b []byte) error {
 		}
 	}
 	out.Hostname = d.str()
-	out.Loopback = d.u8()
 	out.JoinNetNS = d.u8()
 	out.CgroupNS = d.u8()
 	out.UID = d.u32()

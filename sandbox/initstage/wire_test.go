@@ -20,7 +20,7 @@ func sampleConfig(t testing.TB) *Config {
 		Args:    []string{"/bin/sh", "-c", "echo hi"},
 		Env:     []string{"PATH=/usr/bin", "LANG=C.UTF-8", "EMPTY="},
 		Cwd:     "/tmp", RootDir: "/run/pinfold/rootfs", Plan: plan,
-		Hostname: "sandbox", Loopback: true, CgroupNS: true,
+		Hostname: "sandbox", JoinNetNS: true, CgroupNS: true,
 		UID: 65534, GID: 65534, AdditionalGIDs: []uint32{5, 6},
 		Caps:         []uint{10},
 		Rlimits:      []syscalls.Rlimit{{Resource: 7, Soft: 1024, Hard: 1024}},
@@ -99,7 +99,7 @@ func TestErrorMessage(t *testing.T) {
 	if got := e.Error(); got != "sandbox init: setresuid: operation not permitted" {
 		t.Errorf("Error() = %q", got)
 	}
-	if e := decodeError([]byte("E{garbage")); e.Step != "protocol" {
+	if e := decodeError([]byte("E\x01\x00\x00\x00garbage")); e.Step != "protocol" {
 		t.Errorf("malformed error message decoded as %#v", e)
 	}
 }
