@@ -272,7 +272,9 @@ func yamlBool(b bool) string {
 
 // isPlain: [A-Za-z_/][A-Za-z0-9_./-]*, a string YAML reads back as itself.
 func isPlain(s string) bool {
-	ok := func(c byte) bool { return isLower(c) || isUpper(c) || isDigit(c) || c == '_' || c == '.' || c == '/' || c == '-' }
+	ok := func(c byte) bool {
+		return isLower(c) || isUpper(c) || isDigit(c) || c == '_' || c == '.' || c == '/' || c == '-'
+	}
 	return all(s, ok) && !isDigit(s[0]) && s[0] != '.' && s[0] != '-'
 }
 
