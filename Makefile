@@ -31,6 +31,10 @@ $(BIN)/pinfold-init: $(GO_SOURCES)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -trimpath -ldflags '$(INIT_LDFLAGS)' -o $@ ./cmd/pinfold-init
 
+.PHONY: api
+api: ## regenerate the daemon API's Go code from api/**/*.proto (needs protoc; generated code is committed)
+	hack/gen-api.sh
+
 .PHONY: demo
 demo: ## install deps, build, and run the hello-agent example in the default sandbox
 	hack/install-deps.sh
