@@ -549,3 +549,18 @@ func (m *Manager) mkdirs(p Paths, parts []string) (err error) {
 	}
 	return nil
 }
+
+// Controllers lists the resource controllers app cgroups get: the v1
+// hierarchies found, or the cgroup2 controllers enabled for children.
+func (m *Manager) Controllers() []string {
+	if m.mode == ModeUnified {
+		return slices.Clone(m.v2Enable)
+	}
+	out := make([]string, 0, len(m.v1Base))
+	for _, c := range v1Controllers {
+		if _, ok := m.v1Base[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -268,8 +268,11 @@ func (c *v1Cgroup) Kill(ctx context.Context) error {
 	if pids, err := c.procs(); err == nil && len(pids) == 0 {
 		return nil
 	}
-	if err := killByFreezing(ctx, v1Freezer{dir: c.paths.V1["freezer"]}, c.procs); err != nil {
-		return fmt.Errorf("killing cgroup %s: %w", c.paths.V1["freezer"], err)
+	// Tasks still listed here after the cgroup2 kill are exiting (or were
+	// added to v1 only): freeze (with cgroup2's freezer on hybrid hosts,
+	// which have no v1 freezer cgroup per app), kill, thaw.
+	if err := killByFreezing(ctx, c.freezer(), c.procs); err != nil {
+		return fmt.Errorf("killing cgroup %s: %w", c.paths.V1["memory"], err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Pinned plugin versions: the runtime libraries in go.mod must match.
-protoc_gen_go=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.10
+protoc_gen_go=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 protoc_gen_connect_go=connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.19.1
 
 if ! command -v protoc >/dev/null; then

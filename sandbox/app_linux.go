@@ -637,3 +637,11 @@ func describeStatus(ws syscall.WaitStatus) string {
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
+
+// Cgroup returns the app's cgroup for monitoring (statistics, memory
+// thresholds). It is valid from Create until Close; the caller must not
+// kill, freeze or delete it: the App does that.
+func (a *App) Cgroup() cgroup.Cgroup { return a.cg }
+
+// Spec returns the spec the app was created from.
+func (a *App) Spec() Spec { return a.spec }

@@ -2,6 +2,7 @@ package syscalls
 
 import (
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,4 +81,41 @@ func PeekMsgSize(fd int) (int, error) {
 		return 0, os.NewSyscallError("recvfrom", err)
 	}
 	return n, nil
+}
+
+// Ucred is the identity of a unix socket's peer process.
+type Ucred struct {
+	PID      int32
+	UID, GID uint32
+}
+
+// PeerCred returns the credentials of the process on the other end of a
+// connected unix socket (SO_PEERCRED: as of connect(2)).
+func PeerCred(fd int) (*Ucred, error) {
+	c, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockopt(SO_PEERCRED)", err)
+	}
+	return &Ucred{PID: c.Pid, UID: c.Uid, GID: c.Gid}, nil
+}
+
+// PeerGroups returns the supplementary groups of the process on the other
+// end of a connected unix socket, as of connect(2) (SO_PEERGROUPS, Linux
+// 4.13+): unlike /proc/PID/status it cannot name another process after a
+// pid reuse, and it works across pid namespaces.
+func PeerGroups(fd int) ([]uint32, error) {
+	buf := make([]uint32, 64)
+	for {
+		size := uint32(len(buf) * 4)
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if e == unix.ERANGE && int(size/4) > len(buf) && size <= 65536*4 {
+			buf = make([]uint32, size/4)
+			continue
+		}
+		if e != 0 {
+			return nil, os.NewSyscallError("getsockopt(SO_PEERGROUPS)", e)
+		}
+		return buf[:size/4], nil
+	}
 }

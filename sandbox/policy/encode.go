@@ -187,6 +187,7 @@ func (p *Policy) tree() *ymap {
 	lim.set("stopTimeout", formatDuration(l.StopTimeout))
 	lim.set("openFiles", strconv.FormatUint(l.OpenFiles, 10))
 	lim.set("coreSize", l.CoreSize.String())
+	lim.set("logSize", l.LogSize.String())
 	rl := &ymap{}
 	for _, x := range l.Rlimits {
 		flow, _ := flowMap((&ymap{}).

@@ -93,6 +93,7 @@ spec:
     stopTimeout: 10s
     openFiles: 1024
     coreSize: 0
+    logSize: 0
     rlimits:
       RLIMIT_NICE: {soft: 0, hard: 5}
       RLIMIT_STACK: {soft: 8Mi, hard: unlimited}

@@ -995,6 +995,7 @@ func (d *decoder) limits(n ast.Node, path string, l *Limits) {
 		d.durationField("stopTimeout", &l.StopTimeout),
 		intField(d, "openFiles", &l.OpenFiles, 1, maxOpenFiles),
 		d.sizeField("coreSize", &l.CoreSize),
+		d.sizeField("logSize", &l.LogSize),
 		field{"rlimits", func(n ast.Node, path string) { l.Rlimits = d.rlimits(n, path) }},
 	)
 }

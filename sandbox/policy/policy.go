@@ -153,6 +153,9 @@ type Limits struct {
 	OpenFiles uint64
 	// CoreSize is RLIMIT_CORE in bytes (soft = hard).
 	CoreSize Size
+	// LogSize caps the log the daemon keeps of a detached app's output;
+	// the oldest output is dropped beyond it. 0: the default, 8Mi.
+	LogSize Size
 	// Rlimits are other resource limits, sorted by Type ("RLIMIT_STACK").
 	// RLIMIT_NOFILE, RLIMIT_CORE and RLIMIT_NPROC are not allowed here.
 	Rlimits []specs.POSIXRlimit

@@ -1,0 +1,638 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinfold/pinfold/cgroup"
+)
+
+// note is one notify call.
+type note struct {
+	level int
+	usage uint64
+}
+
+// recorder collects notify calls on a channel.
+type recorder chan note
+
+func (r recorder) notify(level int, usage uint64) { r <- note{level, usage} }
+
+// expect waits for the next notification (bounded, so a missing one fails
+// rather than hangs) and checks it.
+func (r recorder) expect(t *testing.T, level int, usage uint64) {
+	t.Helper()
+	select {
+	case n := <-r:
+		if n.level != level || (usage != 0 && n.usage != usage) {
+			t.Fatalf("notified %+v, want level %d usage %d", n, level, usage)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("no notification, want level %d usage %d", level, usage)
+	}
+}
+
+// none checks that nothing was notified.
+func (r recorder) none(t *testing.T) {
+	t.Helper()
+	select {
+	case n := <-r:
+		t.Fatalf("unexpected notification %+v", n)
+	default:
+	}
+}
+
+// fakeUsage imitates memory.current with a temporary file, read the way
+// cgroup.MemoryUsage reads it: pread at offset 0 on a descriptor kept open.
+type fakeUsage struct {
+	mu    sync.Mutex // keeps a reading from seeing half a write
+	f     *os.File
+	reads atomic.Int64
+	read  chan struct{} // a token per read, for tests that wait for polls
+}
+
+func newFakeUsage(t *testing.T, v uint64) *fakeUsage {
+	f, err := os.Create(filepath.Join(t.TempDir(), "memory.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &fakeUsage{f: f, read: make(chan struct{}, 1000)}
+	u.set(t, v)
+	t.Cleanup(func() { u.Close() })
+	return u
+}
+
+func (u *fakeUsage) set(t *testing.T, v uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.f.Truncate(0); err != nil {
+		t.Error(err)
+	}
+	if _, err := u.f.WriteAt([]byte(strconv.FormatUint(v, 10)+"\n"), 0); err != nil {
+		t.Error(err)
+	}
+}
+
+func (u *fakeUsage) Read() (uint64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var buf [32]byte
+	n, err := u.f.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("%w: %w", cgroup.ErrClosed, err)
+	}
+	u.reads.Add(1)
+	select {
+	case u.read <- struct{}{}:
+	default:
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(buf[:n])), 10, 64)
+}
+
+func (u *fakeUsage) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.f.Close()
+}
+
+// polls waits until u has been read n more times: n polls happened.
+func (u *fakeUsage) polls(t *testing.T, n int) {
+	t.Helper()
+	for len(u.read) > 0 {
+		<-u.read
+	}
+	for range n {
+		select {
+		case <-u.read:
+		case <-time.After(time.Minute):
+			t.Fatal("the poller stopped reading")
+		}
+	}
+}
+
+// checkGoroutines fails t if goroutines started during it are left.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		var now int
+		for range 500 {
+			if now = runtime.NumGoroutine(); now <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before, %d after:\n%s", before, now, buf[:runtime.Stack(buf, true)])
+	})
+}
+
+func newTestWatcher(t *testing.T, opts WatcherOptions) *Watcher {
+	t.Helper()
+	w, err := NewWatcherWithOptions(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func TestWatcherOptions(t *testing.T) {
+	for _, tc := range []struct {
+		opts WatcherOptions
+		ok   bool
+	}{
+		{WatcherOptions{}, true},
+		{WatcherOptions{Levels: []int{50}}, true},
+		{WatcherOptions{Levels: []int{1, 100}}, true},
+		{WatcherOptions{Levels: []int{0, 50}}, false},
+		{WatcherOptions{Levels: []int{50, 101}}, false},
+		{WatcherOptions{Levels: []int{95, 80}}, false},
+		{WatcherOptions{Levels: []int{80, 80}}, false},
+		{WatcherOptions{PollInterval: -time.Second}, false},
+	} {
+		w, err := NewWatcherWithOptions(tc.opts)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("NewWatcherWithOptions(%+v): %v", tc.opts, err)
+		}
+		if w != nil {
+			w.Close()
+		}
+	}
+}
+
+func TestPercentOf(t *testing.T) {
+	for _, tc := range []struct {
+		limit uint64
+		pct   int
+		want  uint64
+	}{
+		{1000, 80, 800},
+		{64 << 20, 95, 63753420}, // 67108864 * 0.95 = 63753420.8
+		{99, 50, 49},
+		{1<<63 + 1<<62, 95, (1<<63 + 1<<62) / 100 * 95}, // no overflow
+	} {
+		if got := percentOf(tc.limit, tc.pct); got != tc.want && !(tc.limit > 1<<62 && got-tc.want < 100) {
+			t.Errorf("percentOf(%d, %d) = %d, want %d", tc.limit, tc.pct, got, tc.want)
+		}
+	}
+}
+
+// TestPolledLevels drives the cgroup v2 path with a file that imitates
+// memory.current.
+func TestPolledLevels(t *testing.T) {
+	checkGoroutines(t)
+	w := newTestWatcher(t, WatcherOptions{PollInterval: time.Millisecond})
+	u := newFakeUsage(t, 0)
+	rec := make(recorder, 16)
+	stop, err := w.watchPolled("app", u, 1000, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(v uint64, want ...note) {
+		t.Helper()
+		u.set(t, v)
+		u.polls(t, 2) // the poller has seen v
+		for _, n := range want {
+			rec.expect(t, n.level, n.usage)
+		}
+		rec.none(t)
+	}
+	step(500)
+	step(799)
+	step(800, note{80, 800}) // at the level counts
+	step(900)                // still above 80: not again
+	step(960, note{95, 960})
+	step(940)                // below 95: re-armed
+	step(951, note{95, 951}) // crossed again
+	step(100)                // below both
+	step(1000, note{80, 1000}, note{95, 1000})
+	if st := w.Stats(); st.Polled != 1 || st.Notified != 0 {
+		t.Errorf("Stats() = %+v", st)
+	}
+
+	// A second app, above both levels already: reported at once, in order.
+	u2 := newFakeUsage(t, 990)
+	stop2, err := w.watchPolled("app2", u2, 1000, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, 80, 990)
+	rec.expect(t, 95, 990)
+
+	stop()
+	stop() // again: nothing
+	u2.polls(t, 2) // the poller runs, and must not read the stopped app
+	reads := u.reads.Load()
+	u2.polls(t, 2)
+	if now := u.reads.Load(); now != reads {
+		t.Errorf("a stopped app was read %d more times", now-reads)
+	}
+	if _, err := u.Read(); err == nil {
+		t.Error("stop did not close the usage file")
+	}
+	stop2()
+	if st := w.Stats(); st.Polled != 0 {
+		t.Errorf("Stats() after stop = %+v", st)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.watchPolled("late", newFakeUsage(t, 0), 1000, rec.notify); !errors.Is(err, ErrClosed) {
+		t.Errorf("Watch after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestStopFromNotify: a callback may stop its own watch.
+func TestStopFromNotify(t *testing.T) {
+	checkGoroutines(t)
+	w := newTestWatcher(t, WatcherOptions{PollInterval: time.Millisecond})
+	u := newFakeUsage(t, 990)
+	var stop func()
+	var calls atomic.Int32
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	stop, err := w.watchPolled("app", u, 1000, func(level int, usage uint64) {
+		<-ready
+		if calls.Add(1) == 1 {
+			stop()
+			close(done)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	<-done
+	u2 := newFakeUsage(t, 0)
+	if _, err := w.watchPolled("other", u2, 1000, func(int, uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	u2.polls(t, 2)
+	// The 95% crossing was found in the same evaluation as the 80% one;
+	// after stop it must not be delivered.
+	if n := calls.Load(); n != 1 {
+		t.Errorf("notify called %d times, want 1 (stopped in the first call)", n)
+	}
+}
+
+// TestSignalledEvaluation checks how kernel threshold signals (cgroup v1)
+// are read, level by level.
+func TestSignalledEvaluation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		above   bool
+		signals uint64
+		usage   uint64
+		crossed bool
+		after   bool
+	}{
+		{"rose past", false, 1, 900, true, true},
+		{"fell below", true, 1, 700, false, false},
+		{"rose and fell before the read", false, 2, 700, true, false},
+		{"fell and rose again", true, 2, 900, true, true},
+		{"one signal, usage below, believed below: the fall is still to come", false, 1, 700, false, false},
+		{"one signal, usage above, believed above: the rise is still to come", true, 1, 900, false, true},
+		{"three signals", false, 3, 900, true, true},
+		{"no signal: unchanged even if usage moved", false, 0, 900, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newFakeUsage(t, tc.usage)
+			w := newTestWatcher(t, WatcherOptions{Levels: []int{80}})
+			wt := w.newWatch("app", u, 1000, func(int, uint64) {})
+			// A second level that was not signalled keeps its state.
+			wt.levels = append(wt.levels, level{w: wt, percent: 90, threshold: 100, above: false})
+			wt.levels[0].above, wt.levels[0].signals = tc.above, tc.signals
+			if tc.signals == 0 {
+				wt.levels[1].signals = 1 // something was signalled
+			}
+			out := w.evaluate(wt, true, nil)
+			crossed := slices.ContainsFunc(out, func(c crossing) bool { return c.percent == 80 })
+			if crossed != tc.crossed || wt.levels[0].above != tc.after {
+				t.Errorf("crossed %v, above %v; want %v, %v", crossed, wt.levels[0].above, tc.crossed, tc.after)
+			}
+			if wt.levels[0].signals != 0 {
+				t.Error("signals were not consumed")
+			}
+		})
+	}
+}
+
+// --- real cgroups (root) ---
+
+// testPrefix is the first component of every cgroup these tests create.
+var testPrefix = fmt.Sprintf("pinfold-monitor-test-%d", os.Getpid())
+
+func manager(t *testing.T) *cgroup.Manager {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	m, err := cgroup.NewManager(cgroup.ManagerConfig{SelfLeaf: testPrefix + "-supervisor"})
+	if errors.Is(err, cgroup.ErrNotSupported) {
+		t.Skipf("this host's cgroups cannot run pinfold apps: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newCgroup(t *testing.T, m *cgroup.Manager, name string, limit int64) cgroup.Cgroup {
+	t.Helper()
+	cg, err := m.New(cgroup.Config{
+		Name:      testPrefix + "/" + name,
+		Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := cg.Paths()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := errors.Join(cg.Kill(ctx), cg.Delete(), cg.Close()); err != nil {
+			t.Errorf("removing cgroup: %v", err)
+		}
+		dirs := []string{paths.Unified}
+		for _, d := range paths.V1 {
+			dirs = append(dirs, d)
+		}
+		for _, d := range dirs {
+			if d == "" {
+				continue
+			}
+			if _, err := os.Stat(filepath.Dir(d)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("leak: %s still exists", filepath.Dir(d))
+			}
+		}
+	})
+	return cg
+}
+
+// hog is the helper process that allocates memory on command.
+type hog struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startHog(t *testing.T, cg cgroup.Cgroup) *hog {
+	t.Helper()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), roleEnv+"=hog", "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	if fd, ok := cg.CgroupFD(); ok {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &hog{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	if err := cg.AddProc(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *hog) do(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(h.in, cmd+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !h.out.Scan() || h.out.Text() != "ok" {
+		t.Fatalf("hog %s: %q %v", cmd, h.out.Text(), h.out.Err())
+	}
+}
+
+func fdCount(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries) - 1 // ReadDir's own
+}
+
+// TestWatchRealCgroup: an app in a real cgroup with a 64 MiB limit
+// allocates memory step by step; the watcher reports 80% and then 95%, each
+// once, and 80% again after the app freed its memory and grew again. On
+// this host (cgroup v1) that is the kernel's threshold notification; in the
+// cgroup v2 VM (make test-vm) it is polling memory.current.
+func TestWatchRealCgroup(t *testing.T) {
+	checkGoroutines(t)
+	m := manager(t)
+	const limit = 64 << 20
+	cg := newCgroup(t, m, "app", limit)
+	h := startHog(t, cg)
+	usage, err := cg.OpenMemoryUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer usage.Close()
+
+	fds := fdCount(t)
+	var errs []error
+	var errMu sync.Mutex
+	w, err := NewWatcherWithOptions(WatcherOptions{
+		PollInterval: 10 * time.Millisecond,
+		OnError: func(app string, err error) {
+			errMu.Lock()
+			errs = append(errs, fmt.Errorf("app %s: %w", app, err))
+			errMu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make(recorder, 16)
+	stop, err := w.Watch("app", cg, limit, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFDs := 1 // the usage file
+	if m.Mode() != cgroup.ModeUnified {
+		wantFDs = 2 + 1 + 2 // an eventfd per level, the usage file, the epoll set and its wake eventfd
+	}
+	if got := fdCount(t) - fds; got != wantFDs {
+		t.Errorf("watching opened %d descriptors, want %d", got, wantFDs)
+	}
+
+	// grow allocates a MiB at a time until level is reported; then the
+	// usage must be at least that level and not far above it (so the
+	// report was neither early nor missing).
+	grow := func(level int) {
+		t.Helper()
+		threshold := uint64(limit) / 100 * uint64(level)
+		for {
+			select {
+			case n := <-rec:
+				if n.level != level {
+					t.Fatalf("notified level %d (usage %d), want %d", n.level, n.usage, level)
+				}
+				if n.usage < threshold {
+					t.Fatalf("level %d notified with usage %d, below it (%d)", level, n.usage, threshold)
+				}
+				t.Logf("level %d%%: notified at usage %d (%.1f%%)", level, n.usage, float64(n.usage)*100/limit)
+				return
+			default:
+			}
+			u, err := usage.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u >= threshold {
+				// Crossed: the notification is on its way (the kernel
+				// checks every few hundred KiB; the poller every 10 ms).
+				select {
+				case n := <-rec:
+					rec <- n // handled above
+					continue
+				case <-time.After(5 * time.Second):
+				}
+				if u > threshold+4<<20 {
+					t.Fatalf("usage %d is past level %d%% (%d) and nothing was notified", u, level, threshold)
+				}
+			}
+			h.do(t, "+1")
+		}
+	}
+	grow(80)
+	grow(95)
+	rec.none(t)
+
+	// Free everything: below both levels again, then grow past 80% again.
+	h.do(t, "free")
+	if u, _ := usage.Read(); u >= uint64(limit)/100*80 {
+		t.Fatalf("usage %d after freeing is still above 80%%", u)
+	}
+	grow(80)
+
+	stop()
+	if m.Mode() != cgroup.ModeUnified {
+		wantFDs = 2 // the epoll set and its wake eventfd stay until Close
+	} else {
+		wantFDs = 0
+	}
+	if got := fdCount(t) - fds; got != wantFDs {
+		t.Errorf("after stop %d descriptors are left, want %d", got, wantFDs)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fdCount(t) - fds; got != 0 {
+		t.Errorf("after Close %d descriptors are left", got)
+	}
+	errMu.Lock()
+	defer errMu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		t.Errorf("the watcher reported: %v", err)
+	}
+}
+
+// TestManyIdleWatches: watching many idle apps costs descriptors and a
+// little memory, but no goroutine or thread per app.
+func TestManyIdleWatches(t *testing.T) {
+	checkGoroutines(t)
+	m := manager(t)
+	const apps = 1000
+	cg := newCgroup(t, m, "idle", 1<<30)
+	w := newTestWatcher(t, WatcherOptions{})
+	// Warm up: the watcher's own goroutine and descriptors.
+	stop, err := w.Watch("warm", cg, 1<<30, func(int, uint64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	goroutines, fds := runtime.NumGoroutine(), fdCount(t)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	stops := make([]func(), 0, apps)
+	ids := make([]string, apps)
+	for i := range apps {
+		ids[i] = fmt.Sprintf("app-%04d", i) // an app's id exists anyway
+	}
+	for i := range apps {
+		// The same cgroup for every app: the watcher's cost per app is
+		// what is measured, not the kernel's per cgroup.
+		stop, err := w.Watch(ids[i], cg, 1<<30, func(int, uint64) { t.Error("an idle app was notified") })
+		if err != nil {
+			t.Fatalf("app %d: %v", i, err)
+		}
+		stops = append(stops, stop)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	st := w.Stats()
+	t.Logf("%d apps: %d descriptors, %d heap bytes per app, %d goroutines in all; %+v",
+		apps, fdCount(t)-fds, (after.HeapAlloc-before.HeapAlloc)/apps, runtime.NumGoroutine(), st)
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Errorf("%d goroutines with %d apps watched, %d with one", n, apps, goroutines)
+	}
+	if st.Notified+st.Polled != apps+1 {
+		t.Errorf("Stats() = %+v, want %d apps", st, apps+1)
+	}
+	for _, stop := range stops {
+		stop()
+	}
+	if n := fdCount(t); n != fds {
+		t.Errorf("%d descriptors after stopping every app, %d before", n, fds)
+	}
+}
+
+func BenchmarkWatchStop(b *testing.B) {
+	t := &testing.T{}
+	_ = t
+	if os.Geteuid() != 0 {
+		b.Skip("creating cgroups needs root")
+	}
+	m, err := cgroup.NewManager(cgroup.ManagerConfig{SelfLeaf: testPrefix + "-supervisor"})
+	if err != nil {
+		b.Skip(err)
+	}
+	var limit int64 = 1 << 30
+	cg, err := m.New(cgroup.Config{Name: testPrefix + "/bench", Resources: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cg.Delete(); cg.Close() }()
+	w := NewWatcher()
+	defer w.Close()
+	for b.Loop() {
+		stop, err := w.Watch("app", cg, 1<<30, func(int, uint64) {})
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop()
+	}
+}
