@@ -133,6 +133,12 @@ type Cgroup interface {
 	// Populated reports whether any process is in the cgroup or below it.
 	Populated() (bool, error)
 
+	// OpenMemoryUsage opens the cgroup's memory usage counter for
+	// watching: see MemoryUsage. On v2 hosts whose memory controller is not
+	// enabled for the cgroup it fails with an error wrapping
+	// ErrNotSupported.
+	OpenMemoryUsage() (*MemoryUsage, error)
+
 	// Delete removes the cgroup's directories in every hierarchy, children
 	// first, then the shared parents it created that are now empty (parents
 	// still used by other apps are left alone). Missing directories are not
