@@ -139,6 +139,13 @@ type Cgroup interface {
 	// ErrNotSupported.
 	OpenMemoryUsage() (*MemoryUsage, error)
 
+	// OpenMemoryPeak opens the cgroup's memory high watermark
+	// (memory.max_usage_in_bytes on v1, memory.peak on v2) for polling:
+	// unlike the usage, it cannot fall back between two readings, so a
+	// poller sees every level the usage reached. It arms nothing in the
+	// kernel (v1 thresholds make removing the cgroup wait).
+	OpenMemoryPeak() (*MemoryUsage, error)
+
 	// Delete removes the cgroup's directories in every hierarchy, children
 	// first, then the shared parents it created that are now empty (parents
 	// still used by other apps are left alone). Missing directories are not

@@ -46,6 +46,25 @@ func (c *v2Cgroup) OpenMemoryUsage() (*MemoryUsage, error) {
 	return openMemoryUsage(c.paths.Unified, "memory.current", false)
 }
 
+// OpenMemoryPeak implements Cgroup.OpenMemoryPeak for v1 hierarchies.
+func (c *v1Cgroup) OpenMemoryPeak() (*MemoryUsage, error) {
+	dir := c.paths.V1["memory"]
+	if dir == "" {
+		return nil, fmt.Errorf("watching memory usage: the cgroup has no memory hierarchy: %w", ErrNotSupported)
+	}
+	return openMemoryUsage(dir, "memory.max_usage_in_bytes", false)
+}
+
+// OpenMemoryPeak implements Cgroup.OpenMemoryPeak on unified hosts.
+// Kernels before 5.19 have no memory.peak: the current usage is read then.
+func (c *v2Cgroup) OpenMemoryPeak() (*MemoryUsage, error) {
+	m, err := openMemoryUsage(c.paths.Unified, "memory.peak", false)
+	if errors.Is(err, ErrNotSupported) {
+		return openMemoryUsage(c.paths.Unified, "memory.current", false)
+	}
+	return m, err
+}
+
 func openMemoryUsage(dir, name string, v1 bool) (*MemoryUsage, error) {
 	p := filepath.Join(dir, name)
 	f, err := os.Open(p)

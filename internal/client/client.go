@@ -69,11 +69,13 @@ func Dial(host string) (*Client, error) {
 	// The host part of the URL is not used to route: the dialer always
 	// connects to the socket.
 	const base = "http://pinfold"
+	// gRPC over h2c; no compression (pointless over a unix socket).
+	opts := connect.WithClientOptions(connect.WithGRPC(), connect.WithAcceptCompression("gzip", nil, nil))
 	return &Client{
-		Apps:      pinfoldv1connect.NewAppServiceClient(hc, base, connect.WithGRPC()),
-		Policies:  pinfoldv1connect.NewPolicyServiceClient(hc, base, connect.WithGRPC()),
-		Events:    pinfoldv1connect.NewEventServiceClient(hc, base, connect.WithGRPC()),
-		System:    pinfoldv1connect.NewSystemServiceClient(hc, base, connect.WithGRPC()),
+		Apps:      pinfoldv1connect.NewAppServiceClient(hc, base, opts),
+		Policies:  pinfoldv1connect.NewPolicyServiceClient(hc, base, opts),
+		Events:    pinfoldv1connect.NewEventServiceClient(hc, base, opts),
+		System:    pinfoldv1connect.NewSystemServiceClient(hc, base, opts),
 		transport: tr,
 	}, nil
 }

@@ -151,7 +151,15 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.policies = policy.NewStore(cfg.PolicyDir)
 	d.reloadPolicies(started)
-	d.pressure = monitor.NewWatcher()
+	d.pressure, err = monitor.NewWatcherWithOptions(monitor.WatcherOptions{
+		PollPeak: true,
+		OnError: func(app string, err error) {
+			d.log.Debug("memory pressure watch", "app", app, "err", err)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.metrics = newMetrics(d)
 	return d, nil
 }
@@ -187,7 +195,9 @@ func (d *Daemon) removeStaleLogs() error {
 
 // Handler returns the API as an http.Handler (for tests and for Serve).
 func (d *Daemon) Handler() http.Handler {
-	opts := connect.WithInterceptors(&interceptor{d: d})
+	// Compression buys nothing over a unix socket and costs CPU on every
+	// output chunk: only messages over 1 MiB would be compressed.
+	opts := connect.WithHandlerOptions(connect.WithInterceptors(&interceptor{d: d}), connect.WithCompressMinBytes(1<<20))
 	mux := http.NewServeMux()
 	mux.Handle(pinfoldv1connect.NewAppServiceHandler(&appService{d}, opts))
 	mux.Handle(pinfoldv1connect.NewPolicyServiceHandler(&policyService{d}, opts))

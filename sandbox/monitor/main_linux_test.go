@@ -28,7 +28,7 @@ func runRole(role string) int {
 		return 2
 	}
 	// hog: one command per line on stdin, "ok" on stdout after each.
-	//   +N    allocate and touch N more MiB, and keep them
+	//   +N    allocate and touch N more KiB, and keep them
 	//   free  drop everything allocated and return it to the kernel
 	var keep [][]byte
 	in := bufio.NewScanner(os.Stdin)
@@ -41,13 +41,11 @@ func runRole(role string) int {
 				fmt.Println("error:", err)
 				return 1
 			}
-			for range n {
-				b := make([]byte, 1<<20)
-				for i := 0; i < len(b); i += 4096 {
-					b[i] = 1
-				}
-				keep = append(keep, b)
+			b := make([]byte, n<<10)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
 			}
+			keep = append(keep, b)
 		case cmd == "free":
 			keep = nil
 			debug.FreeOSMemory()

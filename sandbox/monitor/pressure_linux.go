@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,56 +20,99 @@ import (
 // reports by default.
 var DefaultLevels = []int{80, 95}
 
-// DefaultPollInterval is how often a Watcher reads the memory usage of
-// apps on cgroup v2 hosts by default.
+// DefaultPollInterval is how often a Watcher reads the memory usage of the
+// apps it polls by default.
 const DefaultPollInterval = 250 * time.Millisecond
+
+// RearmPoints is how far, in percentage points of the limit, use must fall
+// below a level before the level can be reported again (80% is re-armed
+// below 78%), so that use hovering at a level is not reported over and over.
+const RearmPoints = 2
+
+// maxArming bounds how many apps have their thresholds armed at once. Each
+// arming blocks a thread in the kernel for an RCU grace period; concurrent
+// ones share grace periods.
+const maxArming = 16
 
 // WatcherOptions configure a Watcher.
 type WatcherOptions struct {
 	// Levels are the percentages of the memory limit to report, ascending,
 	// each in 1..100. Empty means DefaultLevels.
 	Levels []int
-	// PollInterval is how often cgroup v2 usage is read; 0 means
-	// DefaultPollInterval. A crossing shorter than this can go unseen on v2.
+	// PollInterval is how often polled apps' usage is read; 0 means
+	// DefaultPollInterval. On cgroup v2 a crossing shorter than this can go
+	// unseen.
 	PollInterval time.Duration
-	// OnError, if set, is told about failures met after Watch returned
-	// (a usage read that fails other than because the cgroup is gone). It
-	// is called from the Watcher's goroutines and must not block.
+	// PollPeak polls every app's memory high watermark instead of arming
+	// kernel thresholds on cgroup v1 (and instead of polling the usage on
+	// v2). A v1 memory threshold makes removing its cgroup wait for the
+	// kernel's deferred event teardown (3-12 ms per app measured here,
+	// halving a daemon's start rate), and the watermark cannot miss a
+	// spike between two polls. Each level is then reported at most once
+	// per app: a watermark never falls, so nothing re-arms.
+	PollPeak bool
+	// OnError, if set, is told about failures met after Watch returned (a
+	// usage read that fails other than because the cgroup is gone, a
+	// threshold the kernel refused to arm). It is called from the Watcher's
+	// goroutines and must not block.
 	OnError func(appID string, err error)
 }
 
 // Watcher reports when apps' memory use crosses levels of their memory
 // limits. One serves a whole daemon; it is safe for concurrent use.
 //
-// On cgroup v1 (legacy and hybrid hosts) each watched app costs one eventfd
-// per level, armed as a kernel memory threshold, plus one open usage file;
-// all eventfds are in one epoll set, waited on by one goroutine parked in
-// Go's poller, so an idle app costs no CPU and no thread. On cgroup v2 each
-// app costs one open usage file, and one goroutine reads them all every
-// PollInterval. Both goroutines start with the first app of their kind and
-// end at Close.
+// On cgroup v1 (legacy and hybrid hosts) the kernel signals the crossings:
+// each watched app costs one eventfd per level, armed as a memory threshold
+// (cgroup.event_control), plus its open usage file. All eventfds are in one
+// epoll set, waited on by one goroutine parked in Go's poller, so an app
+// whose use is away from its levels costs no CPU, goroutine or thread. The
+// kernel checks thresholds only every 128 pages charged on a CPU, and says
+// nothing when use falls below a re-arm point, so an app whose use is just
+// below a level or between a level and its re-arm point is also polled
+// until it leaves that band. Arming a threshold makes the kernel wait for
+// an RCU grace period (about 20 ms here), so Watch arms in the background,
+// on at most 16 short-lived goroutines whose waits overlap (1000 apps armed
+// in 2.5 s here), and evaluates the app once armed; if the kernel refuses
+// (a PREEMPT_RT kernel has no cgroup.event_control), the app is polled.
+//
+// On cgroup v2 there is no such notification for memory.current: each app
+// costs its open usage file, and one goroutine rereads them all every
+// PollInterval.
+//
+// The epoll and the polling goroutines start with the first app that needs
+// them and end at Close.
 type Watcher struct {
 	levels   []int
 	interval time.Duration
 	onError  func(string, error)
+	pollPeak bool
+	slack    uint64 // how far the kernel's threshold checks can lag behind usage
 
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
 	done   chan struct{}
 
-	// cgroup v1: the epoll set, its goroutine and the eventfds in it.
+	// Kernel thresholds (cgroup v1): the epoll set, its goroutine, and the
+	// eventfds in it. Watches in pending are evaluated by that goroutine
+	// without a signal: newly armed ones, and near ones the poller hands
+	// over at every tick.
 	ep      *os.File // nil until the first v1 app
 	epfd    int
-	wakefd  int              // eventfd that wakes the goroutine for new watches
-	byFD    map[int32]*level // eventfd → the level it is armed for
-	initial []*watch         // v1 watches not evaluated yet
-	batch   uint64           // counts epoll batches, to visit a watch once per batch
+	wakefd  int              // eventfd that wakes the epoll goroutine for pending
+	byFD    map[int32]*level // eventfd → the level it is for
+	pending []*watch
+	near    map[*watch]bool // notified watches in a band that needs polling
+	batch   uint64          // counts epoll batches, to visit a watch once per batch
+	arming  int             // watches whose thresholds are being armed
+	armSem  chan struct{}
 
-	// cgroup v2: the polled watches and the poller's doorbell.
-	polled   []*watch
-	pollWake chan struct{}
-	polling  bool
+	// Polled watches (cgroup v2, or v1 where thresholds cannot be armed)
+	// and the poller's doorbells: poll now, or resume ticking.
+	polled     []*watch
+	pollNow    chan struct{}
+	pollResume chan struct{}
+	polling    bool
 }
 
 // usageReader reads an app's memory usage: a *cgroup.MemoryUsage, or a
@@ -78,27 +122,37 @@ type usageReader interface {
 	Close() error
 }
 
-// watch is one app being watched.
-type watch struct {
-	app      string
-	notify   func(level int, usage uint64)
-	usage    usageReader
-	levels   []level
-	stopped  atomic.Bool
-	released bool   // its descriptors are closed; under Watcher.mu
-	seen     uint64 // the epoll batch that last visited it (v1)
+// notifier is what kernel thresholds need of a usage reader (cgroup v1).
+type notifier interface {
+	NotifyAt(efd int, threshold uint64) error
 }
 
-// level is one level of one watch. above is what the watcher last
-// believed: usage at or above threshold. It is only touched by the
-// goroutine that serves the watch.
+// watch is one app being watched. One goroutine evaluates it at a time:
+// the epoll goroutine for notified watches, the poller for polled ones.
+type watch struct {
+	app     string
+	notify  func(level int, usage uint64)
+	usage   usageReader
+	levels  []level
+	stopped atomic.Bool
+
+	// Under Watcher.mu:
+	released bool   // stopped and unregistered
+	arming   bool   // an armer uses its descriptors, and closes them if released meanwhile
+	queued   bool   // in Watcher.pending
+	seen     uint64 // the epoll batch that last visited it
+}
+
+// level is one level of one watch: reported when usage reaches threshold,
+// re-armed when it falls below rearm.
 type level struct {
 	w         *watch
 	percent   int
 	threshold uint64
-	efd       int    // v1: the eventfd armed at threshold; -1 on v2
-	signals   uint64 // v1: crossings the kernel signalled, not yet evaluated
-	above     bool
+	rearm     uint64
+	efd       int    // the eventfd armed at threshold (v1); -1 otherwise
+	signals   uint64 // crossings the kernel signalled, not yet evaluated
+	above     bool   // reported and not re-armed yet
 }
 
 // crossing is a notification to deliver, outside the Watcher's lock.
@@ -140,37 +194,52 @@ func NewWatcherWithOptions(opts WatcherOptions) (*Watcher, error) {
 		levels:   slices.Clone(levels),
 		interval: interval,
 		onError:  opts.OnError,
-		done:     make(chan struct{}),
-		epfd:     -1,
-		wakefd:   -1,
-		byFD:     make(map[int32]*level),
-		pollWake: make(chan struct{}, 1),
+		pollPeak: opts.PollPeak,
+		// memcg checks thresholds every 128 pages charged per CPU and
+		// charges up to 64 pages ahead per CPU.
+		slack:      uint64(runtime.NumCPU()) * (128 + 64) * uint64(os.Getpagesize()),
+		done:       make(chan struct{}),
+		epfd:       -1,
+		wakefd:     -1,
+		byFD:       make(map[int32]*level),
+		near:       make(map[*watch]bool),
+		armSem:     make(chan struct{}, maxArming),
+		pollNow:    make(chan struct{}, 1),
+		pollResume: make(chan struct{}, 1),
 	}, nil
 }
 
 // Watch starts watching app appID, whose cgroup is cg and memory limit is
 // limit bytes: notify(level, usage) is called when its memory use reaches
-// level percent of limit (for each level, once per upward crossing: a level
-// is reported again only after use has fallen below it), with the usage in
-// bytes read when the crossing was noticed. If use is already above a level
-// when Watch is called, that level is reported at once. A level can be
-// reported with a usage below it: on cgroup v1, when the kernel signalled a
-// rise past the level and a fall back before the watcher read the usage.
+// level percent of limit, with the usage in bytes read then. A level is
+// reported again only after use fell RearmPoints below it. Levels use is
+// already at when watching begins are reported then. On cgroup v1 a level
+// can be reported with a usage below it: when the kernel signalled a rise
+// past the level and a fall back before the watcher read the usage.
 //
-// notify is called from the Watcher's goroutines, one call at a time per
-// app, lowest level first; it must not block for long (all apps share the
-// goroutine). A limit of 0 means the app has none: nothing is watched and
-// stop does nothing.
+// Watch returns at once; on cgroup v1 watching begins when the thresholds
+// are armed, tens of milliseconds later (Stats().Arming counts apps not
+// armed yet). notify is called from the Watcher's goroutines, one call at a
+// time per app, lowest level first; it must not block for long (apps share
+// the goroutines) and must not call Close. A limit of 0 means the app has
+// none: nothing is watched and stop does nothing.
 //
 // stop ends the watch and releases its descriptors; it can be called more
-// than once, and from notify. After stop returns no new notify call
-// starts, but one already running may still be.
+// than once, and from notify. After stop returns no new notify call starts,
+// but one already running may still be.
 func (w *Watcher) Watch(appID string, cg cgroup.Cgroup, limit uint64, notify func(level int, usage uint64)) (stop func(), err error) {
 	if cg == nil || notify == nil {
 		return nil, fmt.Errorf("watching memory of app %s: no cgroup or no callback: %w", appID, ErrInvalid)
 	}
 	if limit == 0 {
 		return func() {}, nil
+	}
+	if w.pollPeak {
+		u, err := cg.OpenMemoryPeak()
+		if err != nil {
+			return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
+		}
+		return w.watchPolled(appID, u, limit, notify)
 	}
 	u, err := cg.OpenMemoryUsage()
 	if err != nil {
@@ -185,7 +254,14 @@ func (w *Watcher) Watch(appID string, cg cgroup.Cgroup, limit uint64, notify fun
 func (w *Watcher) newWatch(appID string, u usageReader, limit uint64, notify func(int, uint64)) *watch {
 	wt := &watch{app: appID, notify: notify, usage: u, levels: make([]level, len(w.levels))}
 	for i, pct := range w.levels {
-		wt.levels[i] = level{w: wt, percent: pct, threshold: percentOf(limit, pct), efd: -1}
+		thr := percentOf(limit, pct)
+		wt.levels[i] = level{
+			w:         wt,
+			percent:   pct,
+			threshold: thr,
+			rearm:     thr - min(thr/2, percentOf(limit, RearmPoints)),
+			efd:       -1,
+		}
 	}
 	return wt
 }
@@ -196,7 +272,7 @@ func percentOf(limit uint64, pct int) uint64 {
 	return limit/100*p + limit%100*p/100
 }
 
-// watchPolled watches an app on cgroup v2 by polling u.
+// watchPolled watches an app by polling u (cgroup v2).
 func (w *Watcher) watchPolled(appID string, u usageReader, limit uint64, notify func(int, uint64)) (func(), error) {
 	wt := w.newWatch(appID, u, limit, notify)
 	w.mu.Lock()
@@ -206,26 +282,32 @@ func (w *Watcher) watchPolled(appID string, u usageReader, limit uint64, notify 
 		return nil, fmt.Errorf("watching memory of app %s: %w", appID, ErrClosed)
 	}
 	w.polled = append(w.polled, wt)
+	w.startPolling(true)
+	return w.stopFunc(wt), nil
+}
+
+// startPolling starts the poller if it does not run, or wakes it if it
+// sleeps for want of work. With now set it polls at once rather than at its
+// next tick. w.mu is held.
+func (w *Watcher) startPolling(now bool) {
 	if !w.polling {
 		w.polling = true
 		w.wg.Add(1)
 		go w.poll()
 	}
-	// Evaluate the new app now rather than at the next tick.
+	wake := w.pollResume
+	if now {
+		wake = w.pollNow
+	}
 	select {
-	case w.pollWake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
-	return w.stopFunc(wt), nil
 }
 
-// notifier is what watchNotified needs of a usage reader: cgroup v1's
-// threshold notifications.
-type notifier interface {
-	NotifyAt(efd int, threshold uint64) error
-}
-
-// watchNotified watches an app on cgroup v1 with kernel thresholds.
+// watchNotified watches an app with kernel thresholds (cgroup v1): it
+// makes the eventfds, puts them in the epoll set, and leaves arming them to
+// a goroutine.
 func (w *Watcher) watchNotified(appID string, u usageReader, limit uint64, notify func(int, uint64)) (stop func(), err error) {
 	n, ok := u.(notifier)
 	if !ok {
@@ -238,34 +320,89 @@ func (w *Watcher) watchNotified(appID string, u usageReader, limit uint64, notif
 	defer func() {
 		if err != nil {
 			w.release(wt)
+			err = fmt.Errorf("watching memory of app %s: %w", appID, err)
 		}
 	}()
 	if w.closed {
-		return nil, fmt.Errorf("watching memory of app %s: %w", appID, ErrClosed)
+		return nil, ErrClosed
 	}
 	if err := w.startEpoll(); err != nil {
-		return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
+		return nil, err
 	}
 	for i := range wt.levels {
 		l := &wt.levels[i]
 		if l.efd, err = syscalls.EventFD(); err != nil {
-			return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
-		}
-		if err := n.NotifyAt(l.efd, l.threshold); err != nil {
-			return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
+			return nil, err
 		}
 		if err := syscalls.EpollAdd(w.epfd, l.efd); err != nil {
-			return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
+			return nil, err
 		}
 		w.byFD[int32(l.efd)] = l
 	}
-	// The epoll goroutine makes the first evaluation, so that all of an
-	// app's notifications come from one goroutine, in order.
-	w.initial = append(w.initial, wt)
-	if err := syscalls.WriteEventFD(w.wakefd, 1); err != nil {
-		return nil, fmt.Errorf("watching memory of app %s: %w", appID, err)
-	}
+	wt.arming = true
+	w.arming++
+	w.wg.Add(1)
+	go w.arm(wt, n)
 	return w.stopFunc(wt), nil
+}
+
+// arm arms wt's thresholds in the kernel, then has the epoll goroutine
+// evaluate wt for the first time (so that all of an app's notifications
+// come from that goroutine, in order). If the kernel refuses, wt is polled
+// instead.
+func (w *Watcher) arm(wt *watch, n notifier) {
+	defer w.wg.Done()
+	var err error
+	select {
+	case w.armSem <- struct{}{}:
+		for i := range wt.levels {
+			if wt.stopped.Load() {
+				break
+			}
+			l := &wt.levels[i]
+			if err = n.NotifyAt(l.efd, l.threshold); err != nil {
+				break
+			}
+		}
+		<-w.armSem
+	case <-w.done:
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt.arming = false
+	w.arming--
+	switch {
+	case wt.released:
+		w.closeFDs(wt) // stopped while arming: the descriptors were left to us
+	case err != nil && gone(err):
+		// The cgroup is gone: the app has ended and will be stopped.
+	case err != nil:
+		w.report(wt.app, fmt.Errorf("arming memory thresholds (polling instead): %w", err))
+		w.unregisterFDs(wt)
+		w.closeEventFDs(wt)
+		w.polled = append(w.polled, wt)
+		w.startPolling(true)
+	default:
+		w.queue(wt)
+		w.wakeEpoll()
+	}
+}
+
+// queue has the epoll goroutine evaluate notified watch wt without a
+// signal, once, at its next wakeup. w.mu is held.
+func (w *Watcher) queue(wt *watch) {
+	if !wt.queued {
+		wt.queued = true
+		w.pending = append(w.pending, wt)
+	}
+}
+
+// wakeEpoll wakes the epoll goroutine. w.mu is held.
+func (w *Watcher) wakeEpoll() {
+	if err := syscalls.WriteEventFD(w.wakefd, 1); err != nil {
+		w.report("", err)
+	}
 }
 
 // startEpoll creates the epoll set and its goroutine, once. w.mu is held.
@@ -288,8 +425,8 @@ func (w *Watcher) startEpoll() error {
 		return err
 	}
 	// A non-blocking epoll descriptor goes into Go's poller: the goroutine
-	// waits for it to become readable without holding a thread, and Close
-	// wakes it.
+	// waits for it to become readable without holding a thread, and closing
+	// the file wakes it.
 	w.ep = os.NewFile(uintptr(epfd), "memory-thresholds-epoll")
 	w.epfd, w.wakefd = epfd, wakefd
 	w.wg.Add(1)
@@ -310,35 +447,59 @@ func (w *Watcher) stopFunc(wt *watch) func() {
 	}
 }
 
-// release unregisters wt and closes its descriptors, once. w.mu is held.
+// release unregisters wt and closes its descriptors (or leaves that to its
+// armer), once. w.mu is held.
 func (w *Watcher) release(wt *watch) {
 	wt.stopped.Store(true)
 	if wt.released {
 		return
 	}
 	wt.released = true
+	w.unregisterFDs(wt)
+	w.polled = slices.DeleteFunc(w.polled, func(x *watch) bool { return x == wt })
+	if wt.queued {
+		w.pending = slices.DeleteFunc(w.pending, func(x *watch) bool { return x == wt })
+		wt.queued = false
+	}
+	delete(w.near, wt)
+	if !wt.arming {
+		w.closeFDs(wt)
+	}
+}
+
+// unregisterFDs takes wt's eventfds out of the epoll set. w.mu is held.
+func (w *Watcher) unregisterFDs(wt *watch) {
 	for i := range wt.levels {
 		l := &wt.levels[i]
-		if l.efd < 0 {
-			continue
-		}
-		if w.byFD[int32(l.efd)] == l {
+		if l.efd >= 0 && w.byFD[int32(l.efd)] == l {
 			delete(w.byFD, int32(l.efd))
-			// Closing the eventfd removes it from the set too, unless a
-			// child forked meanwhile still holds a copy: delete it
-			// explicitly. The error (not in the set) is of no interest.
+			// Closing the eventfd would remove it from the set too, unless
+			// a child forked meanwhile still holds a copy.
 			_ = syscalls.EpollDelete(w.epfd, l.efd)
 		}
-		syscalls.Close(l.efd)
-		l.efd = -1
 	}
-	w.polled = slices.DeleteFunc(w.polled, func(x *watch) bool { return x == wt })
-	w.initial = slices.DeleteFunc(w.initial, func(x *watch) bool { return x == wt })
+}
+
+// closeEventFDs closes wt's eventfds, which also disarms their thresholds
+// (the kernel does it asynchronously). w.mu is held.
+func (w *Watcher) closeEventFDs(wt *watch) {
+	for i := range wt.levels {
+		if l := &wt.levels[i]; l.efd >= 0 {
+			syscalls.Close(l.efd)
+			l.efd = -1
+		}
+	}
+}
+
+// closeFDs closes every descriptor of wt. w.mu is held.
+func (w *Watcher) closeFDs(wt *watch) {
+	w.closeEventFDs(wt)
 	wt.usage.Close()
 }
 
 // Close stops every watch, releases every descriptor and waits for the
-// Watcher's goroutines to end. Watch fails afterwards with ErrClosed.
+// Watcher's goroutines to end (an arming in progress first finishes its
+// kernel call). Watch fails afterwards with ErrClosed.
 func (w *Watcher) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -371,20 +532,22 @@ func (w *Watcher) Close() error {
 
 // Stats are a Watcher's counts.
 type Stats struct {
-	Notified int // apps watched with kernel thresholds (cgroup v1)
-	Polled   int // apps watched by polling (cgroup v2)
+	Notified int // apps watched with kernel thresholds (cgroup v1), armed or being armed
+	Arming   int // of those, apps whose thresholds are still being armed
+	Near     int // of those, apps polled because their use is near a level
+	Polled   int // apps watched by polling alone (cgroup v2)
 }
 
-// Stats returns how many apps are watched.
+// Stats returns how many apps are watched, and how.
 func (w *Watcher) Stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return Stats{Notified: len(w.byFD) / len(w.levels), Polled: len(w.polled)}
+	return Stats{Notified: len(w.byFD) / len(w.levels), Arming: w.arming, Near: len(w.near), Polled: len(w.polled)}
 }
 
-// waitEpoll serves cgroup v1 watches: it waits, in Go's poller, for the
+// waitEpoll serves notified watches: it waits, in Go's poller, for the
 // epoll set to have ready eventfds, handles them, and delivers the
-// crossings. It ends when the epoll file is closed.
+// crossings. It ends when the Watcher is closed.
 func (w *Watcher) waitEpoll(ep *os.File) {
 	defer w.wg.Done()
 	rc, err := ep.SyscallConn()
@@ -393,36 +556,38 @@ func (w *Watcher) waitEpoll(ep *os.File) {
 	}
 	events := make([]syscalls.EpollEvent, 64)
 	var out []crossing
-	for {
-		err := rc.Read(func(fd uintptr) bool {
-			// Go's poller watches the set edge-triggered: drain it before
-			// waiting again.
-			for {
-				n, err := syscalls.EpollWait(int(fd), events, 0)
-				if err != nil {
-					w.report("", err)
-					return false
-				}
-				if n == 0 {
-					return false
-				}
-				out = w.handle(events[:n], out[:0])
-				w.deliver(out)
+	_ = rc.Read(func(fd uintptr) bool {
+		// Go's poller watches the set edge-triggered: drain it before
+		// waiting again.
+		for {
+			n, err := syscalls.EpollWait(int(fd), events, 0)
+			if err != nil {
+				w.report("", err)
+				return false
 			}
-		})
-		if err != nil {
-			return // closed
+			if n == 0 {
+				return false
+			}
+			var closed bool
+			out, closed = w.handle(events[:n], out[:0])
+			if closed {
+				// Ready descriptors are no longer read: leave before they
+				// make this loop spin.
+				return true
+			}
+			w.deliver(out)
 		}
-	}
+	})
+	// Read returned: the Watcher was closed (and with it the file).
 }
 
 // handle reads the eventfds that epoll reported and evaluates their apps,
 // returning the crossings to deliver.
-func (w *Watcher) handle(events []syscalls.EpollEvent, out []crossing) []crossing {
+func (w *Watcher) handle(events []syscalls.EpollEvent, out []crossing) (_ []crossing, closed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return out
+		return out, true
 	}
 	w.batch++
 	for _, ev := range events {
@@ -430,10 +595,15 @@ func (w *Watcher) handle(events []syscalls.EpollEvent, out []crossing) []crossin
 			if _, err := syscalls.ReadEventFD(w.wakefd); err != nil {
 				w.report("", err)
 			}
-			for _, wt := range w.initial {
-				out = w.evaluate(wt, false, out)
+			for i, wt := range w.pending {
+				wt.queued = false
+				if wt.seen != w.batch {
+					wt.seen = w.batch
+					out = w.evaluateNotified(wt, out)
+				}
+				w.pending[i] = nil
 			}
-			w.initial = w.initial[:0]
+			w.pending = w.pending[:0]
 			continue
 		}
 		l := w.byFD[ev.Fd]
@@ -441,61 +611,72 @@ func (w *Watcher) handle(events []syscalls.EpollEvent, out []crossing) []crossin
 			continue // stopped meanwhile, or its app was evaluated in this batch
 		}
 		l.w.seen = w.batch
-		for i := range l.w.levels {
-			ll := &l.w.levels[i]
-			n, err := syscalls.ReadEventFD(ll.efd)
-			if err != nil {
-				w.report(l.w.app, err)
-			}
-			ll.signals = n
+		out = w.evaluateNotified(l.w, out)
+	}
+	return out, false
+}
+
+// evaluateNotified collects the kernel's signals for wt, evaluates it and
+// keeps track of whether it must be polled. w.mu is held.
+func (w *Watcher) evaluateNotified(wt *watch, out []crossing) []crossing {
+	for i := range wt.levels {
+		l := &wt.levels[i]
+		n, err := syscalls.ReadEventFD(l.efd)
+		if err != nil {
+			w.report(wt.app, err)
 		}
-		out = w.evaluate(l.w, true, out)
+		l.signals += n
+	}
+	out, near := w.evaluate(wt, out)
+	switch {
+	case near && !w.near[wt]:
+		w.near[wt] = true
+		w.startPolling(false)
+	case !near:
+		delete(w.near, wt)
 	}
 	return out
 }
 
-// evaluate reads wt's usage and appends the levels it crossed upwards, in
-// ascending order.
+// evaluate reads wt's usage, updates its levels and appends the levels it
+// crossed upwards, in ascending order. A level is crossed when usage
+// reaches it while it is armed, or when the kernel signalled two crossings
+// or more since the last look: those always include a rise past the level,
+// even if usage is back below by now. A level is re-armed when usage falls
+// below its re-arm point.
 //
-// For a first evaluation or a poll (signalled false) a level is crossed
-// when usage is at or above it and was not before. Otherwise each level's
-// signals say how many times the kernel signalled that usage crossed it
-// (either way) since the last evaluation: two or more always include an
-// upward crossing, even if usage is back below by now; one is an upward
-// crossing only if usage is now above and was not before (else usage fell;
-// or it rose and fell and the fall is not signalled yet, which the next
-// signal settles); none leaves the level as it was.
-func (w *Watcher) evaluate(wt *watch, signalled bool, out []crossing) []crossing {
-	if signalled && !slices.ContainsFunc(wt.levels, func(l level) bool { return l.signals > 0 }) {
-		return out
-	}
+// near reports whether the kernel's signals alone may not tell what happens
+// next, so that wt must be polled: usage is between a reported level and
+// its re-arm point (the kernel signals nothing at re-arm points), or within
+// the kernel's check granularity below an armed level (where a signalled
+// rise may have been read as no rise).
+func (w *Watcher) evaluate(wt *watch, out []crossing) (_ []crossing, near bool) {
 	usage, err := wt.usage.Read()
 	if err != nil {
 		if !wt.stopped.Load() && !gone(err) {
 			w.report(wt.app, err)
 		}
-		return out
+		for i := range wt.levels {
+			wt.levels[i].signals = 0
+		}
+		return out, false
 	}
 	for i := range wt.levels {
 		l := &wt.levels[i]
-		now := usage >= l.threshold
-		crossed := !l.above && now
-		if signalled {
-			n := l.signals
-			l.signals = 0
-			if n == 0 {
-				continue
-			}
-			if n >= 2 {
-				crossed = true
-			}
-		}
-		l.above = now
-		if crossed {
+		signals := l.signals
+		l.signals = 0
+		if !l.above && (usage >= l.threshold || signals >= 2) {
 			out = append(out, crossing{w: wt, percent: l.percent, usage: usage})
+			l.above = true
+		}
+		if l.above && usage < l.rearm {
+			l.above = false
+		}
+		if (l.above && usage < l.threshold) || (!l.above && usage+w.slack >= l.threshold) {
+			near = true
 		}
 	}
-	return out
+	return out, near
 }
 
 // gone reports whether err means the cgroup was deleted (or the watch
@@ -520,9 +701,10 @@ func (w *Watcher) report(app string, err error) {
 	}
 }
 
-// poll serves cgroup v2 watches: every interval (and at once when an app is
-// added) it reads each app's usage and delivers the crossings. It sleeps
-// without a timer while there is nothing to poll.
+// poll serves polled watches: every interval (and at once when an app is
+// added) it reads each one's usage and delivers the crossings, and it has
+// the epoll goroutine evaluate notified watches that are near a level. It
+// sleeps without a timer while there is nothing to poll.
 func (w *Watcher) poll() {
 	defer w.wg.Done()
 	t := time.NewTicker(w.interval)
@@ -534,29 +716,40 @@ func (w *Watcher) poll() {
 		case <-w.done:
 			return
 		case <-t.C:
-		case <-w.pollWake:
+		case <-w.pollNow:
+		case <-w.pollResume:
+			continue // ticking again; poll at the next tick
 		}
 		w.mu.Lock()
 		list = append(list[:0], w.polled...)
+		if len(w.near) > 0 && !w.closed {
+			for wt := range w.near {
+				w.queue(wt)
+			}
+			w.wakeEpoll()
+		}
+		idle := len(list) == 0 && len(w.near) == 0
 		w.mu.Unlock()
-		if len(list) == 0 {
+		for i, wt := range list {
+			if !wt.stopped.Load() {
+				out, _ = w.evaluate(wt, out[:0])
+				w.deliver(out)
+			}
+			list[i] = nil
+		}
+		if idle {
 			t.Stop()
 			select {
 			case <-w.done:
 				return
-			case <-w.pollWake:
+			case <-w.pollNow:
+				select { // poll at once: the next select takes it
+				case w.pollNow <- struct{}{}:
+				default: // another wakeup is there already
+				}
+			case <-w.pollResume:
 			}
 			t.Reset(w.interval)
-			w.mu.Lock()
-			list = append(list[:0], w.polled...)
-			w.mu.Unlock()
-		}
-		for i, wt := range list {
-			if !wt.stopped.Load() {
-				out = w.evaluate(wt, false, out[:0])
-				w.deliver(out)
-			}
-			list[i] = nil
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/pinfold/pinfold/cgroup"
+	"github.com/pinfold/pinfold/syscalls"
 )
 
 // note is one notify call.
@@ -220,9 +220,11 @@ func TestPolledLevels(t *testing.T) {
 	step(800, note{80, 800}) // at the level counts
 	step(900)                // still above 80: not again
 	step(960, note{95, 960})
-	step(940)                // below 95: re-armed
+	step(940)                // below 95, but not below its re-arm point (93%)
+	step(951)                // so not again
+	step(925)                // below 93%: re-armed
 	step(951, note{95, 951}) // crossed again
-	step(100)                // below both
+	step(100)                // below both re-arm points
 	step(1000, note{80, 1000}, note{95, 1000})
 	if st := w.Stats(); st.Polled != 1 || st.Notified != 0 {
 		t.Errorf("Stats() = %+v", st)
@@ -239,9 +241,9 @@ func TestPolledLevels(t *testing.T) {
 
 	stop()
 	stop() // again: nothing
-	u2.polls(t, 2) // the poller runs, and must not read the stopped app
-	reads := u.reads.Load()
 	u2.polls(t, 2)
+	reads := u.reads.Load()
+	u2.polls(t, 2) // the poller ran, and must not have read the stopped app
 	if now := u.reads.Load(); now != reads {
 		t.Errorf("a stopped app was read %d more times", now-reads)
 	}
@@ -260,7 +262,8 @@ func TestPolledLevels(t *testing.T) {
 	}
 }
 
-// TestStopFromNotify: a callback may stop its own watch.
+// TestStopFromNotify: a callback may stop its own watch, and nothing is
+// delivered after that.
 func TestStopFromNotify(t *testing.T) {
 	checkGoroutines(t)
 	w := newTestWatcher(t, WatcherOptions{PollInterval: time.Millisecond})
@@ -293,45 +296,227 @@ func TestStopFromNotify(t *testing.T) {
 	}
 }
 
-// TestSignalledEvaluation checks how kernel threshold signals (cgroup v1)
-// are read, level by level.
-func TestSignalledEvaluation(t *testing.T) {
+// TestEvaluate checks one evaluation of one level (80% of 1000; re-armed
+// below 780) against what the kernel signalled and the usage read.
+func TestEvaluate(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		above   bool
-		signals uint64
-		usage   uint64
-		crossed bool
-		after   bool
+		name     string
+		above    bool
+		signals  uint64
+		usage    uint64
+		reported bool
+		after    bool
+		near     bool
 	}{
-		{"rose past", false, 1, 900, true, true},
-		{"fell below", true, 1, 700, false, false},
-		{"rose and fell before the read", false, 2, 700, true, false},
-		{"fell and rose again", true, 2, 900, true, true},
-		{"one signal, usage below, believed below: the fall is still to come", false, 1, 700, false, false},
-		{"one signal, usage above, believed above: the rise is still to come", true, 1, 900, false, true},
-		{"three signals", false, 3, 900, true, true},
-		{"no signal: unchanged even if usage moved", false, 0, 900, false, false},
+		{"armed, rose past", false, 1, 900, true, true, false},
+		{"armed, rose past, polled", false, 0, 900, true, true, false},
+		{"armed, far below", false, 0, 100, false, false, false},
+		{"armed, just below: a rise may have been raced", false, 1, 799, false, false, true},
+		{"armed, rose and fell before the read", false, 2, 700, true, false, false},
+		{"armed, rose and fell, still near", false, 2, 790, true, true, true},
+		{"reported, fell below the re-arm point", true, 1, 700, false, false, false},
+		{"reported, fell between level and re-arm point", true, 1, 790, false, true, true},
+		{"reported, fell and rose again without reaching the re-arm point", true, 2, 900, false, true, false},
+		{"reported, still above", true, 0, 900, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newFakeUsage(t, tc.usage)
 			w := newTestWatcher(t, WatcherOptions{Levels: []int{80}})
+			w.slack = 10 // the kernel's check granularity, at the scale of this test
 			wt := w.newWatch("app", u, 1000, func(int, uint64) {})
-			// A second level that was not signalled keeps its state.
-			wt.levels = append(wt.levels, level{w: wt, percent: 90, threshold: 100, above: false})
 			wt.levels[0].above, wt.levels[0].signals = tc.above, tc.signals
-			if tc.signals == 0 {
-				wt.levels[1].signals = 1 // something was signalled
+			out, near := w.evaluate(wt, nil)
+			if reported := len(out) == 1; reported != tc.reported || wt.levels[0].above != tc.after || near != tc.near {
+				t.Errorf("reported %v, above %v, near %v; want %v, %v, %v", reported, wt.levels[0].above, near, tc.reported, tc.after, tc.near)
 			}
-			out := w.evaluate(wt, true, nil)
-			crossed := slices.ContainsFunc(out, func(c crossing) bool { return c.percent == 80 })
-			if crossed != tc.crossed || wt.levels[0].above != tc.after {
-				t.Errorf("crossed %v, above %v; want %v, %v", crossed, wt.levels[0].above, tc.crossed, tc.after)
+			if len(out) == 1 && (out[0].percent != 80 || out[0].usage != tc.usage) {
+				t.Errorf("reported %+v", out[0])
 			}
 			if wt.levels[0].signals != 0 {
 				t.Error("signals were not consumed")
 			}
 		})
+	}
+}
+
+// fakeKernel is a fakeUsage that also takes threshold registrations, as
+// cgroup v1's MemoryUsage does; the test signals the eventfds itself, as
+// the kernel would.
+type fakeKernel struct {
+	*fakeUsage
+	mu      sync.Mutex
+	armed   map[uint64]int // threshold → eventfd
+	refuse  error          // NotifyAt fails with this
+	blockAt chan struct{}  // if set, NotifyAt waits for it to be closed
+}
+
+func newFakeKernel(t *testing.T, v uint64) *fakeKernel {
+	return &fakeKernel{fakeUsage: newFakeUsage(t, v), armed: map[uint64]int{}}
+}
+
+func (k *fakeKernel) NotifyAt(efd int, threshold uint64) error {
+	if k.blockAt != nil {
+		<-k.blockAt
+	}
+	if k.refuse != nil {
+		return k.refuse
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.armed[threshold] = efd
+	return nil
+}
+
+// cross sets the usage and signals the eventfd armed at threshold n times.
+func (k *fakeKernel) cross(t *testing.T, usage, threshold uint64, n int) {
+	t.Helper()
+	k.set(t, usage)
+	k.mu.Lock()
+	efd, ok := k.armed[threshold]
+	k.mu.Unlock()
+	if !ok {
+		t.Fatalf("no eventfd armed at %d", threshold)
+	}
+	if err := syscalls.WriteEventFD(efd, uint64(n)); err != nil { // at once, as if the watcher was slow to look
+		t.Fatal(err)
+	}
+}
+
+// TestNotifiedPath drives the cgroup v1 path (eventfds, epoll, arming,
+// polling near a level) with a fake kernel.
+func TestNotifiedPath(t *testing.T) {
+	checkGoroutines(t)
+	fds := fdCount(t)
+	w := newTestWatcher(t, WatcherOptions{PollInterval: time.Millisecond})
+	w.slack = 10 // the kernel's check granularity, at the scale of this test
+	k := newFakeKernel(t, 0)
+	rec := make(recorder, 16)
+	stop, err := w.watchNotified("app", k, 1000, rec.notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitArmed(t, w)
+	if len(k.armed) != 2 {
+		t.Fatalf("armed %v, want thresholds 800 and 950", k.armed)
+	}
+	if st := w.Stats(); st.Notified != 1 || st.Near != 0 || st.Polled != 0 {
+		t.Errorf("Stats() = %+v, want one notified app, far from its levels", st)
+	}
+	// reads runs f and waits until the usage was read n more times.
+	reads := func(n int64, f func()) {
+		t.Helper()
+		before := k.reads.Load()
+		f()
+		for k.reads.Load() < before+n {
+			select {
+			case <-k.read:
+			case <-time.After(time.Minute):
+				t.Fatalf("usage read %d times, want %d", k.reads.Load()-before, n)
+			}
+		}
+	}
+	near := func(want int) {
+		t.Helper()
+		if st := w.Stats(); st.Near != want {
+			t.Errorf("Stats() = %+v, want %d apps near a level", st, want)
+		}
+	}
+
+	k.cross(t, 850, 800, 1)
+	rec.expect(t, 80, 850)
+	// A spike past 95% and back, both signalled before the watcher looked.
+	k.cross(t, 900, 950, 2)
+	rec.expect(t, 95, 900)
+	near(0)
+
+	// Down to 790: the kernel signals crossing 800, and the app is between
+	// 80% and its re-arm point, so it is polled (read again and again with
+	// no signal)...
+	reads(3, func() { k.cross(t, 790, 800, 1) })
+	near(1)
+	// ... which notices, without any signal, that it fell below 78%...
+	reads(1, func() { k.set(t, 700) })
+	for w.Stats().Near != 0 {
+		reads(1, func() {})
+	}
+	// ... so crossing 80% again is reported.
+	k.cross(t, 810, 800, 1)
+	rec.expect(t, 80, 810)
+
+	// A rise the kernel signalled but that the watcher read as just below
+	// the level (it fell back a little before the read): the app is polled,
+	// and the level reported when a poll sees it, with no new signal.
+	reads(1, func() { k.cross(t, 100, 800, 1) })
+	near(0)
+	reads(3, func() { k.cross(t, 799, 800, 1) })
+	near(1)
+	rec.none(t)
+	k.set(t, 805)
+	rec.expect(t, 80, 805)
+	rec.none(t)
+
+	stop()
+	if st := w.Stats(); st.Notified != 0 || st.Near != 0 {
+		t.Errorf("Stats() after stop = %+v", st)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fdCount(t); n != fds {
+		t.Errorf("%d descriptors after Close, %d before", n, fds)
+	}
+}
+
+// TestArmingRefused: where the kernel refuses thresholds, the app is
+// polled, and the refusal reported.
+func TestArmingRefused(t *testing.T) {
+	checkGoroutines(t)
+	errc := make(chan error, 4)
+	w := newTestWatcher(t, WatcherOptions{PollInterval: time.Millisecond, OnError: func(app string, err error) { errc <- err }})
+	k := newFakeKernel(t, 0)
+	k.refuse = syscall.EOPNOTSUPP
+	rec := make(recorder, 16)
+	if _, err := w.watchNotified("app", k, 1000, rec.notify); err != nil {
+		t.Fatal(err)
+	}
+	waitArmed(t, w)
+	if err := <-errc; !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("OnError got %v, want EOPNOTSUPP", err)
+	}
+	if st := w.Stats(); st.Polled != 1 || st.Notified != 0 {
+		t.Errorf("Stats() = %+v, want the app polled", st)
+	}
+	k.set(t, 960)
+	rec.expect(t, 80, 960)
+	rec.expect(t, 95, 960)
+}
+
+// TestStopWhileArming: stop does not wait for the kernel; the armer
+// closes the descriptors when its call returns.
+func TestStopWhileArming(t *testing.T) {
+	checkGoroutines(t)
+	fds := fdCount(t)
+	w := newTestWatcher(t, WatcherOptions{})
+	k := newFakeKernel(t, 0)
+	k.blockAt = make(chan struct{})
+	stop, err := w.watchNotified("app", k, 1000, func(int, uint64) { t.Error("notified") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop() // returns although NotifyAt is blocked
+	if st := w.Stats(); st.Arming != 1 {
+		t.Errorf("Stats() = %+v, want one app arming", st)
+	}
+	close(k.blockAt)
+	waitArmed(t, w)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fdCount(t); n != fds {
+		t.Errorf("%d descriptors after Close, %d before", n, fds)
+	}
+	if _, err := k.Read(); err == nil {
+		t.Error("the usage file is still open")
 	}
 }
 
@@ -345,6 +530,7 @@ func manager(t *testing.T) *cgroup.Manager {
 	if os.Geteuid() != 0 {
 		t.Skip("creating cgroups needs root")
 	}
+	checkCgroupLeaks(t)
 	m, err := cgroup.NewManager(cgroup.ManagerConfig{SelfLeaf: testPrefix + "-supervisor"})
 	if errors.Is(err, cgroup.ErrNotSupported) {
 		t.Skipf("this host's cgroups cannot run pinfold apps: %v", err)
@@ -379,12 +565,28 @@ func newCgroup(t *testing.T, m *cgroup.Manager, name string, limit int64) cgroup
 			if d == "" {
 				continue
 			}
-			if _, err := os.Stat(filepath.Dir(d)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("leak: %s still exists", filepath.Dir(d))
+			if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("leak: %s still exists", d)
 			}
 		}
 	})
 	return cg
+}
+
+// checkCgroupLeaks fails t if the test prefix's directory is left in any
+// hierarchy after t (every cgroup t made is deleted by then: cleanups run
+// last-registered first).
+func checkCgroupLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + testPrefix)
+		more, _ := filepath.Glob("/sys/fs/cgroup/memory/*/*/" + testPrefix)
+		if top, err := os.Stat("/sys/fs/cgroup/" + testPrefix); err == nil && top.IsDir() {
+			dirs = append(dirs, "/sys/fs/cgroup/"+testPrefix)
+		}
+		if dirs = append(dirs, more...); len(dirs) > 0 {
+			t.Errorf("leak: %v still exist", dirs)
+		}
+	})
 }
 
 // hog is the helper process that allocates memory on command.
@@ -424,6 +626,14 @@ func startHog(t *testing.T, cg cgroup.Cgroup) *hog {
 	return h
 }
 
+func (h *hog) stop(t *testing.T) {
+	t.Helper()
+	h.in.Close() // the hog exits at the end of its input
+	if err := h.cmd.Wait(); err != nil {
+		t.Fatalf("hog: %v", err)
+	}
+}
+
 func (h *hog) do(t *testing.T, cmd string) {
 	t.Helper()
 	if _, err := io.WriteString(h.in, cmd+"\n"); err != nil {
@@ -432,6 +642,18 @@ func (h *hog) do(t *testing.T, cmd string) {
 	if !h.out.Scan() || h.out.Text() != "ok" {
 		t.Fatalf("hog %s: %q %v", cmd, h.out.Text(), h.out.Err())
 	}
+}
+
+// waitArmed waits until w has armed the thresholds of every app.
+func waitArmed(t testing.TB, w *Watcher) {
+	t.Helper()
+	for range 6000 {
+		if w.Stats().Arming == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("thresholds still being armed: %+v", w.Stats())
 }
 
 func fdCount(t *testing.T) int {
@@ -479,6 +701,7 @@ func TestWatchRealCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitArmed(t, w)
 	wantFDs := 1 // the usage file
 	if m.Mode() != cgroup.ModeUnified {
 		wantFDs = 2 + 1 + 2 // an eventfd per level, the usage file, the epoll set and its wake eventfd
@@ -487,9 +710,12 @@ func TestWatchRealCgroup(t *testing.T) {
 		t.Errorf("watching opened %d descriptors, want %d", got, wantFDs)
 	}
 
-	// grow allocates a MiB at a time until level is reported; then the
-	// usage must be at least that level and not far above it (so the
-	// report was neither early nor missing).
+	// grow allocates half a MiB at a time until level is reported; the
+	// usage reported must be at or above the level. The kernel checks
+	// thresholds every 128 pages charged on a CPU (and charges ahead up to
+	// 64 pages per CPU), so once usage is past the level by more than that
+	// on every CPU, the notification must come (v2: at the next poll).
+	slack := uint64(runtime.NumCPU())*(512<<10) + 512<<10
 	grow := func(level int) {
 		t.Helper()
 		threshold := uint64(limit) / 100 * uint64(level)
@@ -510,30 +736,30 @@ func TestWatchRealCgroup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u >= threshold {
-				// Crossed: the notification is on its way (the kernel
-				// checks every few hundred KiB; the poller every 10 ms).
+			if u >= threshold+slack {
 				select {
 				case n := <-rec:
-					rec <- n // handled above
+					rec <- n // checked above
 					continue
-				case <-time.After(5 * time.Second):
-				}
-				if u > threshold+4<<20 {
+				case <-time.After(time.Minute):
 					t.Fatalf("usage %d is past level %d%% (%d) and nothing was notified", u, level, threshold)
 				}
 			}
-			h.do(t, "+1")
+			h.do(t, "+512")
 		}
 	}
 	grow(80)
 	grow(95)
 	rec.none(t)
 
-	// Free everything: below both levels again, then grow past 80% again.
-	h.do(t, "free")
-	if u, _ := usage.Read(); u >= uint64(limit)/100*80 {
-		t.Fatalf("usage %d after freeing is still above 80%%", u)
+	// The app ends and another starts: use falls below both re-arm points,
+	// then rises past 80% again. (A process that exits frees everything,
+	// which a Go program that frees its heap does not under the race
+	// detector: its shadow memory stays.)
+	h.stop(t)
+	h = startHog(t, cg)
+	if u, _ := usage.Read(); u >= uint64(limit)/100*(80-RearmPoints) {
+		t.Fatalf("usage %d with a new process is above 78%%", u)
 	}
 	grow(80)
 
@@ -562,45 +788,55 @@ func TestWatchRealCgroup(t *testing.T) {
 // TestManyIdleWatches: watching many idle apps costs descriptors and a
 // little memory, but no goroutine or thread per app.
 func TestManyIdleWatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 1000 cgroups")
+	}
 	checkGoroutines(t)
 	m := manager(t)
 	const apps = 1000
-	cg := newCgroup(t, m, "idle", 1<<30)
+	cgs := make([]cgroup.Cgroup, apps)
+	for i := range apps {
+		cgs[i] = newCgroup(t, m, fmt.Sprintf("idle-%d", i), 1<<30)
+	}
 	w := newTestWatcher(t, WatcherOptions{})
-	// Warm up: the watcher's own goroutine and descriptors.
-	stop, err := w.Watch("warm", cg, 1<<30, func(int, uint64) {})
+	// Warm up: the watcher's own goroutines and descriptors.
+	stop, err := w.Watch("warm", cgs[0], 1<<30, func(int, uint64) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	goroutines, fds := runtime.NumGoroutine(), fdCount(t)
+	waitArmed(t, w)
+	stop()
+	goroutines, threads, fds := runtime.NumGoroutine(), threadCount(t), fdCount(t)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	stops := make([]func(), 0, apps)
 	ids := make([]string, apps)
 	for i := range apps {
 		ids[i] = fmt.Sprintf("app-%04d", i) // an app's id exists anyway
 	}
+	stops := make([]func(), 0, apps)
+	start := time.Now()
 	for i := range apps {
-		// The same cgroup for every app: the watcher's cost per app is
-		// what is measured, not the kernel's per cgroup.
-		stop, err := w.Watch(ids[i], cg, 1<<30, func(int, uint64) { t.Error("an idle app was notified") })
+		stop, err := w.Watch(ids[i], cgs[i], 1<<30, func(int, uint64) { t.Error("an idle app was notified") })
 		if err != nil {
 			t.Fatalf("app %d: %v", i, err)
 		}
 		stops = append(stops, stop)
 	}
+	watched := time.Since(start)
+	waitArmed(t, w)
+	armed := time.Since(start)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	st := w.Stats()
-	t.Logf("%d apps: %d descriptors, %d heap bytes per app, %d goroutines in all; %+v",
-		apps, fdCount(t)-fds, (after.HeapAlloc-before.HeapAlloc)/apps, runtime.NumGoroutine(), st)
+	t.Logf("%d apps: Watch took %v in all, arming %v; %d descriptors; %d heap bytes per app; %d goroutines and %d threads in all (%d and %d before)",
+		apps, watched, armed, fdCount(t)-fds, int64(after.HeapAlloc-before.HeapAlloc)/apps,
+		runtime.NumGoroutine(), threadCount(t), goroutines, threads)
 	if n := runtime.NumGoroutine(); n > goroutines {
-		t.Errorf("%d goroutines with %d apps watched, %d with one", n, apps, goroutines)
+		t.Errorf("%d goroutines with %d idle apps watched, %d before", n, apps, goroutines)
 	}
-	if st.Notified+st.Polled != apps+1 {
-		t.Errorf("Stats() = %+v, want %d apps", st, apps+1)
+	if st.Notified+st.Polled != apps || st.Arming != 0 {
+		t.Errorf("Stats() = %+v, want %d apps", st, apps)
 	}
 	for _, stop := range stops {
 		stop()
@@ -608,6 +844,15 @@ func TestManyIdleWatches(t *testing.T) {
 	if n := fdCount(t); n != fds {
 		t.Errorf("%d descriptors after stopping every app, %d before", n, fds)
 	}
+}
+
+func threadCount(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
 
 func BenchmarkWatchStop(b *testing.B) {
