@@ -11,6 +11,14 @@ const policyUsage = `Usage:
   pinfold policy validate FILE...   check policy files; exit 0, or 2 listing every error
   pinfold policy default            print the built-in default policy (YAML, defaults filled in)
   pinfold policy show FILE          print FILE with every default filled in
+
+With a daemon (--host or PINFOLD_HOST), validate uses the daemon's validator,
+and the daemon's policies are managed with:
+  pinfold policy apply FILE...      validate and store policy files (exit 2 listing every error)
+  pinfold policy list [-q]          the loaded policies
+  pinfold policy get NAME           a loaded policy as YAML
+  pinfold policy rm NAME...         delete policies
+  pinfold policy reload             reread the daemon's policy directory
 `
 
 func policyCmd(args []string) error {
