@@ -95,3 +95,29 @@ func TestMemoryUsage(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMemoryUsageRead is one poll of an app's memory usage (what a
+// Watcher does for every app on cgroup v2 hosts, every 250 ms by default).
+func BenchmarkMemoryUsageRead(b *testing.B) {
+	m := managers(b)[0]
+	cg, err := m.New(Config{Name: testPrefix + "/bench-usage"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := errors.Join(cg.Delete(), cg.Close()); err != nil {
+			b.Error(err)
+		}
+	}()
+	mu, err := cg.OpenMemoryUsage()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mu.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mu.Read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

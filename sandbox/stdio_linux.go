@@ -25,13 +25,31 @@ func newStdio(in io.Reader, out, errw io.Writer) (*stdio, error) {
 		s.abort()
 		return nil, err
 	}
-	for i, w := range []io.Writer{out, errw} {
-		if err := s.output(i+1, w); err != nil {
-			s.abort()
-			return nil, err
-		}
+	if err := s.output(1, out); err != nil {
+		s.abort()
+		return nil, err
+	}
+	// One writer for both (as os/exec does): one pipe, so the writer sees
+	// stdout and stderr in the order the app wrote them.
+	if out != nil && sameWriter(out, errw) {
+		s.child[2] = s.child[1]
+		return s, nil
+	}
+	if err := s.output(2, errw); err != nil {
+		s.abort()
+		return nil, err
 	}
 	return s, nil
+}
+
+// sameWriter reports whether a and b are the same comparable writer.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false // not comparable
+		}
+	}()
+	return a == b
 }
 
 func (s *stdio) devNull(flag int) (*os.File, error) {

@@ -70,15 +70,30 @@ func (s *appService) Run(ctx context.Context, stream *connect.BidiStream[v1.RunR
 		return err
 	}
 
-	// Client → app: stdin, signals, end of stdin. A receive error other
-	// than a clean end of the request stream means the client is gone.
+	// Client → app: stdin, signals, end of stdin. Stdin is written by its
+	// own goroutine, so an app that does not read it cannot hold up the
+	// signals and the end of stdin behind it. A receive error other than a
+	// clean end of the request stream means the client is gone.
 	clientGone := make(chan struct{})
+	stdinCh := make(chan []byte, 16)
 	go func() {
-		defer func() {
-			if stdinW != nil {
-				stdinW.Close()
+		for b := range stdinCh {
+			if stdinW == nil {
+				continue
 			}
-		}()
+			if _, err := stdinW.Write(b); err != nil {
+				stdinW.Close()
+				stdinW = nil
+			}
+		}
+		if stdinW != nil {
+			stdinW.Close()
+		}
+	}()
+	signalled := make(chan struct{})
+	var signalOnce sync.Once
+	go func() {
+		defer close(stdinCh)
 		for {
 			req, err := stream.Receive()
 			if errors.Is(err, io.EOF) {
@@ -90,23 +105,36 @@ func (s *appService) Run(ctx context.Context, stream *connect.BidiStream[v1.RunR
 			}
 			switch m := req.Msg.(type) {
 			case *v1.RunRequest_Stdin:
-				if stdinW != nil {
-					if _, err := stdinW.Write(m.Stdin); err != nil {
-						stdinW.Close()
-						stdinW = nil
-					}
+				select {
+				case stdinCh <- m.Stdin:
+				case <-e.done:
+					return
 				}
 			case *v1.RunRequest_CloseStdin:
-				if stdinW != nil {
-					stdinW.Close()
-					stdinW = nil
-				}
+				return
 			case *v1.RunRequest_Signal:
 				if checkSignal(m.Signal) == nil && e.app.State() == sandbox.Running {
 					e.emit(events.AppSignalled, 0, int64(m.Signal), "client")
 					_ = e.app.Signal(syscall.Signal(m.Signal))
+					signalOnce.Do(func() { close(signalled) })
 				}
 			}
+		}
+	}()
+	// Like an embedded run: after the first signal the client forwards,
+	// everything is killed if the app has not exited within its policy's
+	// stopTimeout.
+	go func() {
+		select {
+		case <-signalled:
+		case <-e.done:
+			return
+		}
+		select {
+		case <-time.After(e.app.Spec().StopTimeout):
+			e.emit(events.AppSignalled, 0, int64(syscall.SIGKILL), "stopTimeout after a forwarded signal")
+			_ = e.app.Kill()
+		case <-e.done:
 		}
 	}()
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/pinfold/pinfold/internal/applog"
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/events"
+	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/sandbox/monitor"
 	"github.com/pinfold/pinfold/sandbox/policy"
 )
@@ -143,11 +145,26 @@ func logSize(pe *policy.Entry) int64 {
 
 // startError maps a failed start to an API error, keeping the step
 // message the init stage reported.
+// The error carries an ExitStatus detail with the docker-run style code a
+// client should exit with: 127 for a command not found, 126 for one that
+// cannot be executed, 125 for any other failure to build the sandbox.
 func startError(err error) error {
 	if errors.Is(err, sandbox.ErrInvalidSpec) {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	return connect.NewError(connect.CodeFailedPrecondition, err)
+	cerr := connect.NewError(connect.CodeFailedPrecondition, err)
+	code := int32(125)
+	var ie *initstage.Error
+	if errors.As(err, &ie) && ie.IsExecStep() {
+		code = 126
+		if errors.Is(ie, syscall.ENOENT) {
+			code = 127
+		}
+	}
+	if d, derr := connect.NewErrorDetail(&v1.ExitStatus{Code: code, Error: err.Error()}); derr == nil {
+		cerr.AddDetail(d)
+	}
+	return cerr
 }
 
 // running marks the app as running and watches it until it exits.
@@ -158,7 +175,7 @@ func (e *appEntry) running() {
 	e.emit(events.AppRunning, 0, 0, "")
 	if lim := e.app.Spec().Resources; lim != nil && lim.Memory != nil && lim.Memory.Limit != nil && *lim.Memory.Limit > 0 {
 		stop, err := e.d.pressure.Watch(e.id, e.app.Cgroup(), uint64(*lim.Memory.Limit), func(level int, usage uint64) {
-			e.emit(events.MemoryPressure, 0, int64(usage), fmt.Sprintf("%d%%", level))
+			e.emit(events.MemoryPressure, 0, int64(usage), levelDetail(level))
 		})
 		if err == nil {
 			e.mu.Lock()
@@ -169,6 +186,17 @@ func (e *appEntry) running() {
 		}
 	}
 	go e.watch()
+}
+
+// levelDetail names a memory-pressure level without allocating per event.
+func levelDetail(level int) string {
+	switch level {
+	case 80:
+		return "80%"
+	case 95:
+		return "95%"
+	}
+	return strconv.Itoa(level) + "%"
 }
 
 // watch waits for the app to exit, then records how it ended, releases

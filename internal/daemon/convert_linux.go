@@ -54,7 +54,12 @@ func (e *appEntry) exitProto() *v1.ExitStatus {
 	if e.exit == nil {
 		return &v1.ExitStatus{Code: -1, Error: "the app never ran"}
 	}
-	return exitProto(e.exit)
+	x := exitProto(e.exit)
+	x.Usage = usageProto(e.usage)
+	for _, s := range e.cleanup.Steps {
+		x.Cleanup = append(x.Cleanup, &v1.CleanupStep{Resource: string(s.Resource), Name: s.Name, Duration: durationProto(s.Duration), Error: s.Err})
+	}
+	return x
 }
 
 func exitProto(x *sandbox.Exit) *v1.ExitStatus {

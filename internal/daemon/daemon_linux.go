@@ -247,9 +247,16 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // bidi streams (pinfold run) need HTTP/2
 	d.server = &http.Server{
-		Handler:           d.Handler(),
-		ConnContext:       d.connContext,
-		Protocols:         protocols,
+		Handler:     d.Handler(),
+		ConnContext: d.connContext,
+		Protocols:   protocols,
+		// A stream whose data its app does not read (stdin) must not
+		// stall the connection's other streams: give the connection
+		// room for many streams' windows.
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 64 << 20,
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}

@@ -506,4 +506,6 @@ func appProcs(t testing.TB) []string {
 	return out
 }
 
-func durationpbMs(ms int) *durationpb.Duration { return durationpb.New(time.Duration(ms) * time.Millisecond) }
+func durationpbMs(ms int) *durationpb.Duration {
+	return durationpb.New(time.Duration(ms) * time.Millisecond)
+}
