@@ -55,8 +55,9 @@ test-vm: ## cgroup v2 integration tests inside a pure cgroup-v2 kernel under QEM
 	hack/vmtest-run.sh
 
 .PHONY: bench
-bench: build ## start-latency benchmark beside /bin/true, unshare and bwrap
+bench: build ## start latency beside /bin/true, unshare and bwrap; then the daemon's numbers
 	hack/bench.sh
+	hack/bench-daemon.sh
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target briefly (FUZZTIME=30s each)

@@ -222,6 +222,9 @@ func (a *App) build(waitStart bool) error {
 		spawned <- err
 	}()
 	cfg, bpf, prepErr := a.prepare(waitStart)
+	// The profile is compiled; an app kept for days (a daemon's) need not
+	// hold its ~40 KB of rules.
+	a.spec.Seccomp = nil
 	if err := <-spawned; err != nil {
 		return err
 	}
@@ -380,7 +383,7 @@ func (a *App) spawn() error {
 	a.pid, a.pidfd = pid, pidfd
 	a.cleanup.add(ResPidFD, fmt.Sprint(pidfd), func() error { return syscalls.Close(pidfd) })
 	go func() {
-		ws, _, err := syscalls.Wait4(pid)
+		ws, err := waitExit(pid, pidfd)
 		a.exitedAt = time.Now()
 		a.status, a.waitErr = ws, err
 		// Output copiers end when every process holding the pipes is gone.
@@ -643,5 +646,49 @@ func describeStatus(ws syscall.WaitStatus) string {
 // kill, freeze or delete it: the App does that.
 func (a *App) Cgroup() cgroup.Cgroup { return a.cg }
 
-// Spec returns the spec the app was created from.
+// Spec returns the spec the app was created from, without its seccomp
+// profile (dropped once compiled).
 func (a *App) Spec() Spec { return a.spec }
+
+// waitExit reaps the app's pid 1 when it exits. It waits in the runtime's
+// poller on a copy of the pidfd (readable once the process has exited), so
+// a daemon with a thousand idle apps holds a thousand parked goroutines,
+// not a thousand threads blocked in wait4. Without a pidfd it falls back to
+// a blocking wait4.
+func waitExit(pid, pidfd int) (syscall.WaitStatus, error) {
+	if pidfd < 0 {
+		ws, _, err := syscalls.Wait4(pid)
+		return ws, err
+	}
+	fd, err := syscalls.DupHigh(pidfd, 3)
+	if err != nil {
+		ws, _, werr := syscalls.Wait4(pid)
+		return ws, werr
+	}
+	if err := syscalls.SetNonblock(fd); err != nil {
+		_ = syscalls.Close(fd)
+		ws, _, werr := syscalls.Wait4(pid)
+		return ws, werr
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		ws, _, werr := syscalls.Wait4(pid)
+		return ws, werr
+	}
+	var ws syscall.WaitStatus
+	var werr error
+	if err := rc.Read(func(fd uintptr) bool {
+		st, exited, err := syscalls.WaitPidfd(int(fd))
+		if err != nil {
+			werr = err
+			return true
+		}
+		ws = st
+		return exited
+	}); err != nil {
+		return 0, err
+	}
+	return ws, werr
+}

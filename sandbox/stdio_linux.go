@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/pinfold/pinfold/syscalls"
 )
 
 // stdio connects an app's fds 0-2 to the spec's readers and writers: an
@@ -110,10 +112,60 @@ func (s *stdio) output(fd int, w io.Writer) error {
 	s.copies.Add(1)
 	go func() {
 		defer s.copies.Done()
-		_, err := io.Copy(w, pr)
-		s.record(err)
+		s.record(copyWhenReady(w, pr))
 		pr.Close()
 	}()
+	return nil
+}
+
+// copyBuffers are the buffers of the output copiers. A copier takes one
+// only while data is waiting in its pipe, so a daemon with a thousand idle
+// apps holds no buffer per app.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyWhenReady copies a pipe to w until EOF, waiting for data in the
+// runtime's poller without holding a buffer.
+func copyWhenReady(w io.Writer, pr *os.File) error {
+	rc, err := pr.SyscallConn()
+	if err != nil {
+		_, err = io.Copy(w, pr)
+		return err
+	}
+	var werr, rerr error
+	eof := false
+	for !eof && werr == nil {
+		// Wait in the poller, with no buffer, until there is something
+		// to read; then borrow a buffer for one read.
+		if err := rc.Read(func(fd uintptr) bool { return syscalls.Readable(int(fd)) }); err != nil {
+			rerr = err
+			break
+		}
+		bp := copyBuffers.Get().(*[]byte)
+		var n int
+		err := rc.Read(func(fd uintptr) bool {
+			var wouldBlock bool
+			n, wouldBlock, rerr = syscalls.ReadNonblock(int(fd), *bp)
+			return !wouldBlock
+		})
+		switch {
+		case err != nil:
+			rerr = err
+			eof = true
+		case rerr != nil:
+			eof = true
+		case n == 0:
+			eof = true
+		default:
+			_, werr = w.Write((*bp)[:n])
+		}
+		copyBuffers.Put(bp)
+	}
+	if werr != nil {
+		return werr
+	}
+	if rerr != nil && !errors.Is(rerr, os.ErrClosed) {
+		return rerr
+	}
 	return nil
 }
 

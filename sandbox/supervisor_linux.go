@@ -174,18 +174,19 @@ func (s *Supervisor) seccompProgram(spec *Spec) (*seccomp.Program, func() error,
 	if err != nil {
 		return nil, nil, err
 	}
+	hash := prog.Hash // the release must not keep the program alive
 	s.mu.Lock()
-	s.bpf[prog.Hash]++
+	s.bpf[hash]++
 	s.mu.Unlock()
 	release := func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.bpf[prog.Hash] <= 0 {
-			return fmt.Errorf("seccomp program %s released more often than acquired", prog.Hash)
+		if s.bpf[hash] <= 0 {
+			return fmt.Errorf("seccomp program %s released more often than acquired", hash)
 		}
-		s.bpf[prog.Hash]--
-		if s.bpf[prog.Hash] == 0 {
-			delete(s.bpf, prog.Hash)
+		s.bpf[hash]--
+		if s.bpf[hash] == 0 {
+			delete(s.bpf, hash)
 		}
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -344,4 +345,53 @@ func SetnsNet(fd int) error {
 		return os.NewSyscallError("setns(CLONE_NEWNET)", err)
 	}
 	return nil
+}
+
+// sigchldInfo is siginfo_t as waitid fills it for a child (the SIGCHLD
+// layout: pid, uid, status after the common header).
+type sigchldInfo struct {
+	Signo  int32
+	Errno  int32
+	Code   int32
+	_      int32
+	Pid    int32
+	UID    uint32
+	Status int32
+	_      [100]byte
+}
+
+// WaitPidfd reaps the child behind pidfd if it has exited, without
+// blocking (waitid(P_PIDFD, WEXITED|WNOHANG)). exited is false while the
+// child runs. Pair it with the runtime poller (a pidfd becomes readable
+// when its process exits) to wait for children without a thread each.
+func WaitPidfd(pidfd int) (ws syscall.WaitStatus, exited bool, err error) {
+	const pPidfd = 3 // P_PIDFD
+	var info sigchldInfo
+	_, err = retryN(func() (uintptr, error) {
+		r, _, e := unix.Syscall6(unix.SYS_WAITID, pPidfd, uintptr(pidfd), uintptr(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOHANG, 0, 0)
+		if e != 0 {
+			return r, e
+		}
+		return r, nil
+	})
+	if err != nil {
+		return 0, false, os.NewSyscallError("waitid", err)
+	}
+	if info.Pid == 0 {
+		return 0, false, nil
+	}
+	switch info.Code {
+	case 1: // CLD_EXITED
+		return syscall.WaitStatus(info.Status << 8), true, nil
+	case 2: // CLD_KILLED
+		return syscall.WaitStatus(info.Status), true, nil
+	case 3: // CLD_DUMPED
+		return syscall.WaitStatus(info.Status | 0x80), true, nil
+	}
+	return syscall.WaitStatus(info.Status), true, nil
+}
+
+// SetNonblock puts fd in non-blocking mode (for the runtime poller).
+func SetNonblock(fd int) error {
+	return os.NewSyscallError("fcntl(O_NONBLOCK)", unix.SetNonblock(fd, true))
 }
