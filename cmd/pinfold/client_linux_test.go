@@ -738,23 +738,23 @@ func TestClientGoneKillsApp(t *testing.T) {
 	// The stop check (after the test) finds no cgroup of it left.
 }
 
-// TestClientConcurrentRuns: many clients at once all get their own exit
-// status and output.
+// TestClientConcurrentRuns: 200 `pinfold run` processes at once through
+// one daemon all get their own exit status and output.
 func TestClientConcurrentRuns(t *testing.T) {
 	d := startDaemon(t)
-	const n = 20
+	const n = 200
 	var wg sync.WaitGroup
 	results := make([]result, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = d.pinfoldErr(t, nil, "run", "--", "sh", "-c", fmt.Sprintf("echo %d; exit %d", i, i))
+			results[i] = d.pinfoldErr(t, nil, "run", "--", "sh", "-c", fmt.Sprintf("echo %d; exit %d", i, i%256))
 		}()
 	}
 	wg.Wait()
 	for i, r := range results {
-		if r.code != i || r.stdout != fmt.Sprintf("%d\n", i) {
+		if r.code != i%256 || r.stdout != fmt.Sprintf("%d\n", i) {
 			t.Errorf("run %d: exit %d stdout %q stderr %q", i, r.code, r.stdout, r.stderr)
 		}
 	}

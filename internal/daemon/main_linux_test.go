@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -166,16 +167,19 @@ func startDaemon(t testing.TB, e env) (*daemon.Daemon, *client.Client) {
 	return d, c
 }
 
+// waitSocket waits until a daemon accepts connections on path (a socket
+// file left by a killed daemon does not count).
 func waitSocket(t testing.TB, path string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("the daemon did not create %s", path)
+	t.Fatalf("no daemon accepts connections on %s", path)
 }
 
 // assertClean checks that nothing of the test's apps is left: state
