@@ -558,9 +558,10 @@ func (m *Manager) Controllers() []string {
 	}
 	out := make([]string, 0, len(m.v1Base))
 	for _, c := range v1Controllers {
-		if _, ok := m.v1Base[c]; ok {
-			out = append(out, c)
+		if _, ok := m.v1Base[c]; !ok || (c == "freezer" && m.mode == ModeHybrid) {
+			continue // hybrid hosts freeze and kill through cgroup2
 		}
+		out = append(out, c)
 	}
 	return out
 }
