@@ -262,6 +262,9 @@ func (e *appEntry) finish() {
 	}
 	close(e.done)
 	e.d.appsWG.Done()
+	if after := e.policy.Policy.Spec.Limits.RemoveAfter; e.detached && after > 0 {
+		time.AfterFunc(after, func() { e.d.remove(e, 0) })
+	}
 }
 
 // terminate ends the app for a daemon shutdown: SIGTERM and the policy's
@@ -302,11 +305,15 @@ func (d *Daemon) lookup(id string) (*appEntry, error) {
 	return e, nil
 }
 
-// remove forgets an exited app.
+// remove forgets an exited app (once, whoever asks first).
 func (d *Daemon) remove(e *appEntry, parent uint64) {
 	d.mu.Lock()
+	_, present := d.apps[e.id]
 	delete(d.apps, e.id)
 	d.mu.Unlock()
+	if !present {
+		return
+	}
 	e.removeLog()
 	e.emit(events.AppRemoved, parent, 0, "")
 }

@@ -509,3 +509,34 @@ func appProcs(t testing.TB) []string {
 func durationpbMs(ms int) *durationpb.Duration {
 	return durationpb.New(time.Duration(ms) * time.Millisecond)
 }
+
+// TestRemoveAfter: a policy's removeAfter makes the daemon forget exited
+// detached apps by itself.
+func TestRemoveAfter(t *testing.T) {
+	e := newEnv(t)
+	pol := "apiVersion: pinfold/v1\nkind: SandboxPolicy\nmetadata: {name: brief}\nspec:\n  limits: {removeAfter: 100ms}\n"
+	if err := os.WriteFile(filepath.Join(e.policies, "brief.yaml"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, c := startDaemon(t, e)
+	ctx := context.Background()
+	cr, err := c.Apps.Create(ctx, connect.NewRequest(&v1.CreateRequest{Spec: &v1.AppSpec{Policy: "brief", Args: []string{"/bin/true"}}, Start: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.Msg.App.Id
+	if _, err := c.Apps.Wait(ctx, connect.NewRequest(&v1.WaitRequest{Id: id})); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.Apps.Inspect(ctx, connect.NewRequest(&v1.InspectRequest{Id: id}))
+		if connect.CodeOf(err) == connect.CodeNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app is still listed 30s after it exited: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

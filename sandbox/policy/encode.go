@@ -188,6 +188,7 @@ func (p *Policy) tree() *ymap {
 	lim.set("openFiles", strconv.FormatUint(l.OpenFiles, 10))
 	lim.set("coreSize", l.CoreSize.String())
 	lim.set("logSize", l.LogSize.String())
+	lim.set("removeAfter", formatDuration(l.RemoveAfter))
 	rl := &ymap{}
 	for _, x := range l.Rlimits {
 		flow, _ := flowMap((&ymap{}).

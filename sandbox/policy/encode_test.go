@@ -94,6 +94,7 @@ spec:
     openFiles: 1024
     coreSize: 0
     logSize: 0
+    removeAfter: 0s
     rlimits:
       RLIMIT_NICE: {soft: 0, hard: 5}
       RLIMIT_STACK: {soft: 8Mi, hard: unlimited}

@@ -996,6 +996,7 @@ func (d *decoder) limits(n ast.Node, path string, l *Limits) {
 		intField(d, "openFiles", &l.OpenFiles, 1, maxOpenFiles),
 		d.sizeField("coreSize", &l.CoreSize),
 		d.sizeField("logSize", &l.LogSize),
+		d.durationField("removeAfter", &l.RemoveAfter),
 		field{"rlimits", func(n ast.Node, path string) { l.Rlimits = d.rlimits(n, path) }},
 	)
 }

@@ -156,6 +156,9 @@ type Limits struct {
 	// LogSize caps the log the daemon keeps of a detached app's output;
 	// the oldest output is dropped beyond it. 0: the default, 8Mi.
 	LogSize Size
+	// RemoveAfter makes the daemon forget a detached app (and delete its
+	// log) this long after it exited; 0 keeps it until `pinfold rm`.
+	RemoveAfter time.Duration
 	// Rlimits are other resource limits, sorted by Type ("RLIMIT_STACK").
 	// RLIMIT_NOFILE, RLIMIT_CORE and RLIMIT_NPROC are not allowed here.
 	Rlimits []specs.POSIXRlimit

@@ -494,6 +494,9 @@ func (v *validator) limits(l *Limits) {
 	if l.CoreSize < 0 {
 		v.add(base+"coreSize", ErrInvalidValue, "must not be negative")
 	}
+	if l.RemoveAfter < 0 {
+		v.add(base+"removeAfter", ErrInvalidValue, "must not be negative (0 keeps exited apps until removed)")
+	}
 	if l.LogSize < 0 || (l.LogSize > 0 && l.LogSize < 64*KiB) || l.LogSize > 1*GiB {
 		v.add(base+"logSize", ErrInvalidValue, "must be between 64Ki and 1Gi, got %s", l.LogSize)
 	}
