@@ -1,9 +1,11 @@
-// Package ipc will own the broker through which sandboxed apps exchange data:
-// named pipes, sealed memfd shared memory, mmap'd regions and POSIX message
-// queues that pinfold creates, grants by policy, accounts, audits and releases
-// when their holders exit.
+// Package ipc owns the broker through which sandboxed apps exchange data:
+// named pipes, sealed memfd shared memory, file-backed regions on a tmpfs
+// only the broker has mounted, and POSIX message queues. The broker creates
+// every object, hands out file descriptors under the grants of each app's
+// policy, accounts each object to its creator, reports every grant and
+// denial, and releases what an app held when it exits. It then stays out of
+// the data path: apps move data through the kernel objects directly.
 //
-// It holds no code yet: the broker arrives with the syscall interface it is
-// served through (see syscalls). Apps started by pinfold today have no way to
-// reach each other at all — separate ipc, mount and network namespaces.
+// It does not speak the wire protocol apps use to reach it (syscalls/abi,
+// served by syscalls/server) and does not start apps (sandbox).
 package ipc
