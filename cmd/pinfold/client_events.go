@@ -85,6 +85,9 @@ func printEvent(w io.Writer, e *v1.Event) error {
 	if e.GetApp() != "" {
 		line += " app=" + cleanCell(e.GetApp())
 	}
+	if e.GetOtherApp() != "" {
+		line += " other=" + cleanCell(e.GetOtherApp())
+	}
 	if e.GetParent() != 0 {
 		line += fmt.Sprintf(" parent=#%d", e.GetParent())
 	}

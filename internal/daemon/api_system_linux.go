@@ -64,14 +64,15 @@ func timeFromUnixNano(ns int64) time.Time { return time.Unix(0, ns) }
 
 func eventProto(e events.Event) *v1.Event {
 	return &v1.Event{
-		Id:     e.ID,
-		Time:   timestamppb.New(timeFromUnixNano(e.Time)),
-		Kind:   e.Kind.String(),
-		App:    e.App,
-		Parent: e.Parent,
-		Value:  e.Value,
-		Detail: e.Detail,
-		Peer:   &v1.Peer{Uid: e.Peer.UID, Gid: e.Peer.GID, Pid: e.Peer.PID},
+		Id:       e.ID,
+		Time:     timestamppb.New(timeFromUnixNano(e.Time)),
+		Kind:     e.Kind.String(),
+		App:      e.App,
+		OtherApp: e.Other,
+		Parent:   e.Parent,
+		Value:    e.Value,
+		Detail:   e.Detail,
+		Peer:     &v1.Peer{Uid: e.Peer.UID, Gid: e.Peer.GID, Pid: e.Peer.PID},
 	}
 }
 

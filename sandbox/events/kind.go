@@ -81,6 +81,27 @@ const (
 	// before it could read them. Value: how many; ID: 0.
 	EventsDropped
 
+	// IPCGranted: an app got a handle on an IPC object (created or
+	// attached). App: the app; Other: the object's owner app; Detail:
+	// "kind name access".
+	IPCGranted
+	// IPCDenied: an IPC call was refused. App: the caller; Other: the
+	// object's owner app when known; Value: the errno; Detail: the call,
+	// the object and why.
+	IPCDenied
+	// IPCCreated: an IPC object was created. App: its owner; Value: its
+	// size in bytes; Detail: "kind name".
+	IPCCreated
+	// IPCRemoved: an IPC object is gone. App: its owner; Detail: "kind
+	// name: why" (unlinked, owner exited, last holder released).
+	IPCRemoved
+	// IPCReleased: an exited app's IPC handles were released. Value: how
+	// many objects it held.
+	IPCReleased
+	// IPCHostile: pinfold closed an app's control channel after a run of
+	// malformed messages. Detail: the last error.
+	IPCHostile
+
 	numKinds = iota + 1 // one past the last Kind
 )
 
@@ -108,6 +129,12 @@ var kindNames = [numKinds]string{
 	DaemonStarted:  "daemon.started",
 	DaemonStopping: "daemon.stopping",
 	Recovered:      "daemon.recovered",
+	IPCGranted:     "ipc.granted",
+	IPCDenied:      "ipc.denied",
+	IPCCreated:     "ipc.created",
+	IPCRemoved:     "ipc.removed",
+	IPCReleased:    "ipc.released",
+	IPCHostile:     "ipc.hostile",
 	EventsDropped:  "events.dropped",
 }
 

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,8 @@ func TestKindNames(t *testing.T) {
 		MemoryPressure: "memory.pressure", PidsLimitHit: "limit.pids", Anomaly: "anomaly",
 		DaemonStarted: "daemon.started", DaemonStopping: "daemon.stopping",
 		Recovered: "daemon.recovered", EventsDropped: "events.dropped",
+		IPCGranted: "ipc.granted", IPCDenied: "ipc.denied", IPCCreated: "ipc.created",
+		IPCRemoved: "ipc.removed", IPCReleased: "ipc.released", IPCHostile: "ipc.hostile",
 	}
 	if got := len(Kinds()); got != len(want) {
 		t.Errorf("Kinds() has %d kinds, the table %d: name the new kind here", got, len(want))
@@ -46,7 +49,7 @@ func TestKindInvalid(t *testing.T) {
 		want string
 	}{
 		{0, "kind(0)"},
-		{numKinds, "kind(25)"},
+		{numKinds, "kind(" + strconv.Itoa(int(numKinds)) + ")"},
 		{65535, "kind(65535)"},
 	} {
 		if tc.k.Valid() {

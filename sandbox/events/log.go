@@ -22,6 +22,9 @@ type Event struct {
 	Kind Kind
 	// App is the id of the app the event concerns, "" for none.
 	App string
+	// Other is a second app the event concerns (for IPC events: the owner
+	// of the object), "" for none.
+	Other string
 	// Parent is the ID of the event that caused this one, 0 for none.
 	Parent uint64
 	// Value and Detail carry what the Kind's documentation says.

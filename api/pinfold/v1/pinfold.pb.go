@@ -2787,16 +2787,19 @@ type Event struct {
 	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// kind: e.g. api.call, app.created, app.spawned, app.running, app.exited,
 	// app.oom_killed, cleanup.step, app.cleaned, policy.applied, memory.pressure,
-	// anomaly, events.dropped.
+	// anomaly, ipc.granted, ipc.denied, ipc.created, ipc.removed, events.dropped.
 	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	App  string `protobuf:"bytes,4,opt,name=app,proto3" json:"app,omitempty"`
 	// parent is the id of the event that caused this one (0: none).
 	Parent uint64 `protobuf:"varint,5,opt,name=parent,proto3" json:"parent,omitempty"`
 	// value and detail depend on the kind (a duration in ns, an exit code,
 	// a method name, ...).
-	Value         int64  `protobuf:"varint,6,opt,name=value,proto3" json:"value,omitempty"`
-	Detail        string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
-	Peer          *Peer  `protobuf:"bytes,8,opt,name=peer,proto3" json:"peer,omitempty"`
+	Value  int64  `protobuf:"varint,6,opt,name=value,proto3" json:"value,omitempty"`
+	Detail string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	Peer   *Peer  `protobuf:"bytes,8,opt,name=peer,proto3" json:"peer,omitempty"`
+	// other_app is a second app the event concerns: for ipc.* events the
+	// owner of the object ("" when none).
+	OtherApp      string `protobuf:"bytes,9,opt,name=other_app,json=otherApp,proto3" json:"other_app,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2885,6 +2888,13 @@ func (x *Event) GetPeer() *Peer {
 		return x.Peer
 	}
 	return nil
+}
+
+func (x *Event) GetOtherApp() string {
+	if x != nil {
+		return x.OtherApp
+	}
+	return ""
 }
 
 type InfoRequest struct {
@@ -3390,7 +3400,7 @@ const file_pinfold_v1_pinfold_proto_rawDesc = "" +
 	"\fWatchRequest\x12\x19\n" +
 	"\bsince_id\x18\x01 \x01(\x04R\asinceId\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x10\n" +
-	"\x03app\x18\x03 \x01(\tR\x03app\"\xd9\x01\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\"\xf6\x01\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -3399,7 +3409,8 @@ const file_pinfold_v1_pinfold_proto_rawDesc = "" +
 	"\x06parent\x18\x05 \x01(\x04R\x06parent\x12\x14\n" +
 	"\x05value\x18\x06 \x01(\x03R\x05value\x12\x16\n" +
 	"\x06detail\x18\a \x01(\tR\x06detail\x12$\n" +
-	"\x04peer\x18\b \x01(\v2\x10.pinfold.v1.PeerR\x04peer\"\r\n" +
+	"\x04peer\x18\b \x01(\v2\x10.pinfold.v1.PeerR\x04peer\x12\x1b\n" +
+	"\tother_app\x18\t \x01(\tR\botherApp\"\r\n" +
 	"\vInfoRequest\"\x81\x03\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
