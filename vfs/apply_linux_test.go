@@ -396,6 +396,7 @@ func TestApplyBinds(t *testing.T) {
 			spec.ReadOnly = append(spec.ReadOnly, Bind{ro, "/data"}, Bind{file, "/opt/app/config"})
 			spec.ReadWrite = []Bind{{rw, "/data/empty"}}
 			spec.Tmpfs = append(spec.Tmpfs, Tmpfs{Path: "/scratch", Size: 1 << 20})
+			spec.Files = []File{{Path: "/run/pinfold/python/mod.py", Mode: 0o444, Content: []byte("X = 1\n")}}
 			spec.Masked = []string{"/usr/share", "/etc/os-release", "/nonexistent"}
 			plan, err := NewPlan(spec)
 			if err != nil {
@@ -409,6 +410,8 @@ func TestApplyBinds(t *testing.T) {
 				{probe: probe{Op: "read", Path: "/opt/app/config"}, data: str("hello")},
 				{probe: probe{Op: "write", Path: "/opt/app/config", Args: []string{"x"}}, errno: syscall.EROFS},
 				{probe: probe{Op: "create", Path: "/scratch/x"}},
+				{probe: probe{Op: "read", Path: "/run/pinfold/python/mod.py"}, data: str("X = 1\n")},
+				{probe: probe{Op: "write", Path: "/run/pinfold/python/mod.py", Args: []string{"x"}}, errno: syscall.EROFS},
 				{probe: probe{Op: "readdir", Path: "/usr/share"}, data: str("")},
 				{probe: probe{Op: "read", Path: "/etc/os-release"}, data: str("")},
 			}

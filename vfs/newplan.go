@@ -216,6 +216,18 @@ func (pl *planner) userItems() error {
 	if err := binds(pl.spec.ReadWrite, NoSuid|NoDev, "read-write bind"); err != nil {
 		return err
 	}
+	for _, f := range pl.spec.Files {
+		w := "file " + f.Path
+		if err := checkTarget(f.Path); err != nil {
+			return invalid("%s: %w", w, err)
+		}
+		if f.Mode&^0o777 != 0 {
+			return invalid("%s: mode %#o has bits other than permissions", w, f.Mode)
+		}
+		if err := pl.add(&item{path: f.Path, kind: KindFile, mode: f.Mode, data: f.Content, user: true, what: w}); err != nil {
+			return err
+		}
+	}
 	for _, t := range pl.spec.Tmpfs {
 		w := "tmpfs " + t.Path
 		if err := checkTarget(t.Path); err != nil {

@@ -23,6 +23,9 @@ type Spec struct {
 	ReadWrite []Bind `json:"readWrite,omitempty"`
 	// Tmpfs are fresh, empty, writable tmpfs mounts (nosuid, nodev, mode 1777).
 	Tmpfs []Tmpfs `json:"tmpfs,omitempty"`
+	// Files are generated read-only files (pinfold's Python client module,
+	// for one); their directories are created as needed.
+	Files []File `json:"files,omitempty"`
 	// Masked are extra paths hidden from the app, on top of the built-in
 	// /proc and /sys masks: a directory is covered by an empty read-only
 	// tmpfs, anything else by /dev/null. Paths that do not exist in the
@@ -106,6 +109,13 @@ type Bind struct {
 type Tmpfs struct {
 	Path string `json:"path"`           // absolute path in the sandbox
 	Size int64  `json:"size,omitempty"` // bytes; 0 means DefaultTmpfsSize
+}
+
+// File is one generated file.
+type File struct {
+	Path    string `json:"path"` // absolute path in the sandbox
+	Mode    uint32 `json:"mode"` // permission bits
+	Content []byte `json:"content,omitempty"`
 }
 
 // DefaultSpec is the filesystem of the default policy: the host's /usr
