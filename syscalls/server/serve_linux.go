@@ -1,0 +1,302 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/syscalls/abi"
+)
+
+// work is the memory one message needs while it is in service. It comes
+// from a pool when a message is waiting and goes back once the reply is
+// sent, so that an idle app holds none of it.
+type work struct {
+	in    [abi.MaxMessage]byte
+	inOOB [recvOOBSize]byte
+	out   [abi.MaxMessage]byte
+	// outOOB carries the reply's descriptors (capacity for MaxFDs).
+	outOOB []byte
+	req    abi.Request
+	rb     abi.ReplyBuilder
+	fds    []int // descriptors to send, in entry order
+	got    []int // descriptors that came with the request, to close
+}
+
+// recvOOBSize has room for a handful of descriptors: what a client should
+// never send. More than fit are closed by the kernel (MSG_CTRUNC), never
+// installed in pinfold.
+const recvOOBSize = 128
+
+var (
+	workPool = sync.Pool{New: func() any {
+		return &work{
+			outOOB: make([]byte, 0, syscalls.RightsSpace(abi.MaxFDs)),
+			fds:    make([]int, 0, abi.MaxFDs),
+			got:    make([]int, 0, recvOOBSize/4),
+		}
+	}}
+	// borrowed counts the work buffers out of the pool, for tests that
+	// check an idle server holds none.
+	borrowed atomic.Int64
+)
+
+func getWork() *work {
+	borrowed.Add(1)
+	return workPool.Get().(*work)
+}
+
+func putWork(w *work) {
+	w.fds = w.fds[:0]
+	w.got = w.got[:0]
+	workPool.Put(w)
+	borrowed.Add(-1)
+}
+
+// conn is one app's channel in service.
+type conn struct {
+	rc   syscall.RawConn
+	sess Session
+	opts Options
+
+	readFn, writeFn func(fd uintptr) bool
+
+	// Set by readFn: the message received, or the end.
+	w     *work
+	msg   syscalls.CtlMsg
+	eof   bool
+	rerr  error
+	tries int // readFn calls for this message: 1 when it was already waiting
+	// Read by writeFn; werr is set by it.
+	out, oob []byte
+	werr     error
+
+	malformed int
+}
+
+// Serve serves the app's end of a control channel, conn, with sess until
+// the app hangs up (it exited: Serve returns nil) or ctx ends (it returns
+// ctx's error). It takes ownership of conn and closes it before returning,
+// which the app sees as the end of its channel. An app that sends
+// opts.MaxMalformed malformed messages in a row has its channel closed and
+// Serve returns an error wrapping ErrHostile.
+//
+// Serve reads in Go's netpoller: while the app is idle it costs one parked
+// goroutine and holds no buffer. It serves one message at a time, so an app
+// has at most MaxBatch calls in service; what else it sends waits in its
+// own socket buffer. Between messages it yields the processor
+// (runtime.Gosched when the next message is already waiting, parking when
+// it is not), so that an app flooding requests takes turns with the other
+// apps' servers.
+func Serve(ctx context.Context, conn *os.File, sess Session, opts Options) error {
+	f, err := pollable(conn)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("serving control channel: %w", err)
+	}
+	// Ending ctx makes the pending read or write return at once.
+	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	c := newConn(rc, sess, opts)
+	err = c.loop()
+	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// pollable returns conn's socket as a non-blocking *os.File registered with
+// the netpoller, closing conn: a duplicate of its descriptor with
+// O_NONBLOCK set (on the shared open file description, which only pinfold
+// uses: the app holds the other socket of the pair).
+func pollable(conn *os.File) (*os.File, error) {
+	defer conn.Close()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("serving control channel: %w", err)
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = syscalls.DupCloexec(int(fd)) }); err != nil {
+		return nil, fmt.Errorf("serving control channel: %w", err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("serving control channel: %w", derr)
+	}
+	if err := syscalls.SetNonblock(nfd); err != nil {
+		syscalls.Close(nfd)
+		return nil, fmt.Errorf("serving control channel: %w", err)
+	}
+	return os.NewFile(uintptr(nfd), "pinfold-ctl"), nil
+}
+
+func newConn(rc syscall.RawConn, sess Session, opts Options) *conn {
+	c := &conn{rc: rc, sess: sess, opts: opts}
+	// The callbacks are made once: a closure made per message would be an
+	// allocation on every round trip.
+	c.readFn = func(fd uintptr) bool {
+		c.tries++
+		w := getWork()
+		m, wouldBlock, err := syscalls.CtlRecvmsg(int(fd), w.in[:], w.inOOB[:], true)
+		if wouldBlock {
+			putWork(w) // nothing waiting: park without a buffer
+			return false
+		}
+		c.w, c.msg, c.rerr = w, m, err
+		if err == nil && m.N == 0 && m.OOBN == 0 && !m.Truncated {
+			// An end of file, or a zero-length datagram.
+			c.eof = syscalls.CtlPeerClosed(int(fd))
+		}
+		return true
+	}
+	c.writeFn = func(fd uintptr) bool {
+		wouldBlock, err := syscalls.CtlSendmsg(int(fd), c.out, c.oob, true)
+		if wouldBlock {
+			return false
+		}
+		c.werr = err
+		return true
+	}
+	return c
+}
+
+func (c *conn) loop() error {
+	for served := false; ; served = true {
+		c.w, c.eof, c.rerr, c.tries = nil, false, nil, 0
+		if err := c.rc.Read(c.readFn); err != nil {
+			return fmt.Errorf("reading control channel: %w", err)
+		}
+		if served && c.tries == 1 {
+			// The app sent this message before its previous reply was
+			// out: it is flooding. Take turns with the other apps'
+			// servers instead of monopolising the processor. (An app
+			// that waits for its replies parks the goroutine between
+			// messages, which yields already.)
+			runtime.Gosched()
+		}
+		w := c.w
+		if c.rerr != nil {
+			putWork(w)
+			if peerGone(c.rerr) {
+				return nil
+			}
+			return fmt.Errorf("reading control channel: %w", c.rerr)
+		}
+		if c.eof {
+			putWork(w)
+			return nil
+		}
+		done, err := c.serve(w)
+		putWork(w)
+		if done || err != nil {
+			return err
+		}
+	}
+}
+
+// serve answers the message in w. done reports that the channel must end
+// (the app is gone, or hostile: then err says so).
+func (c *conn) serve(w *work) (done bool, err error) {
+	m := c.msg
+	got, perr := syscalls.ParseRights(w.inOOB[:m.OOBN], w.got[:0])
+	for _, fd := range got {
+		syscalls.Close(fd)
+	}
+	var errno abi.Errno
+	var reason string
+	switch {
+	case m.Truncated:
+		errno, reason = abi.E2BIG, fmt.Sprintf("message larger than %d bytes", abi.MaxMessage)
+	case len(got) > 0 || m.ControlTruncated || perr != nil:
+		errno, reason = abi.EINVAL, "requests may not carry file descriptors (pinfold closed them)"
+	case m.N == 0:
+		errno, reason = abi.EBADMSG, "empty message"
+	default:
+		if err := abi.DecodeRequest(w.in[:m.N], &w.req); err != nil {
+			errno, reason = abi.EBADMSG, err.Error()
+			if pe := (*abi.ProtocolError)(nil); errors.As(err, &pe) {
+				errno, reason = pe.Errno, pe.Reason
+			}
+		}
+	}
+	if errno != 0 {
+		c.observe(0, errno, 0)
+		c.malformed++
+		if gone, err := c.send(w, abi.AppendErrorReply(w.out[:0], errno, reason), false); gone || err != nil {
+			return true, err
+		}
+		if c.malformed >= c.opts.maxMalformed() {
+			return true, fmt.Errorf("%w (%d in a row)", ErrHostile, c.malformed)
+		}
+		return false, nil
+	}
+
+	msg, bad := c.dispatchAll(w)
+	if bad {
+		c.malformed++
+	} else {
+		c.malformed = 0
+	}
+	if gone, err := c.send(w, msg, true); gone || err != nil {
+		return true, err
+	}
+	if c.malformed >= c.opts.maxMalformed() {
+		return true, fmt.Errorf("%w (%d in a row)", ErrHostile, c.malformed)
+	}
+	return false, nil
+}
+
+// send sends a reply with w's descriptors and closes them. When the
+// descriptors cannot be passed (too many in flight: ETOOMANYREFS), the
+// app gets a reply refusing the whole message instead. gone reports that
+// the app has hung up.
+func (c *conn) send(w *work, msg []byte, withFDs bool) (gone bool, err error) {
+	c.out, c.oob, c.werr = msg, nil, nil
+	if withFDs {
+		c.oob = syscalls.AppendRights(w.outOOB[:0], w.fds)
+	}
+	err = c.rc.Write(c.writeFn)
+	for _, fd := range w.fds {
+		syscalls.Close(fd)
+	}
+	w.fds = w.fds[:0]
+	if err != nil {
+		return true, fmt.Errorf("writing control channel: %w", err)
+	}
+	if c.werr == nil {
+		return false, nil
+	}
+	if peerGone(c.werr) {
+		return true, nil
+	}
+	if len(c.oob) > 0 {
+		var errno syscall.Errno
+		if errors.As(c.werr, &errno) {
+			reason := "passing the reply's file descriptors failed: " + c.werr.Error()
+			return c.send(w, abi.AppendErrorReply(w.out[:0], abi.Errno(errno), reason), false)
+		}
+	}
+	return true, fmt.Errorf("writing control channel: %w", c.werr)
+}
+
+func peerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+func (c *conn) observe(sysno abi.Sysno, errno abi.Errno, d time.Duration) {
+	if c.opts.Observe != nil {
+		c.opts.Observe(sysno, errno, d)
+	}
+}
