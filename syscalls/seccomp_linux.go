@@ -13,6 +13,11 @@ import (
 // bpfMaxInsns is BPF_MAXINSNS: the kernel refuses longer classic BPF programs.
 const bpfMaxInsns = 4096
 
+// SeccompFilterFlagNewListener is SECCOMP_FILTER_FLAG_NEW_LISTENER: a
+// program compiled with it (it has SCMP_ACT_NOTIFY rules) is installed with
+// SetSeccompFilterListener.
+const SeccompFilterFlagNewListener = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+
 // SeccompTsyncError reports that seccomp(2) could not synchronise the filter
 // to every thread of the process: the kernel names the first thread whose
 // seccomp state is not an ancestor of the caller's (it already has a

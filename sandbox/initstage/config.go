@@ -49,8 +49,19 @@ type Config struct {
 	WaitStart bool
 
 	// SeccompFlags are passed to seccomp(2) with the program that follows
-	// the config in the go message; no program means no filter.
+	// the config in the go message (seccomp.Program.Flags); no program
+	// means no filter, and then SeccompFlags must be 0. With
+	// syscalls.SeccompFilterFlagNewListener (a program with SCMP_ACT_NOTIFY
+	// rules) the init stage installs the filter with a notification
+	// listener and sends it to the supervisor before execve
+	// (Channel.WaitExecListener).
 	SeccompFlags uint
+}
+
+// WantsListener reports whether the seccomp program has notification rules,
+// so that the init stage sends its listener before execve.
+func (c *Config) WantsListener() bool {
+	return c.SeccompFlags&syscalls.SeccompFilterFlagNewListener != 0
 }
 
 // Steps named in errors. The vfs package names its own steps.
@@ -72,5 +83,6 @@ const (
 	StepReady      = "report ready"
 	StepStart      = "wait for start"
 	StepSeccomp    = "seccomp"
+	StepListener   = "send seccomp listener"
 	StepExec       = "exec"
 )

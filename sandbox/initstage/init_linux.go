@@ -196,12 +196,37 @@ func run(sync *int) (string, error) {
 		}
 	}
 	if len(bpf) > 0 {
-		if err := syscalls.SetSeccompFilter(bpf, cfg.SeccompFlags); err != nil {
-			return StepSeccomp, err
+		if step, err := loadSeccomp(*sync, cfg, bpf); err != nil {
+			return step, err
 		}
 	}
 	err = syscalls.Exec(path, cfg.Args, cfg.Env)
 	return StepExec, execError(cfg.Args[0], err)
+}
+
+// loadSeccomp installs the filter, last before execve. A filter with
+// notification rules comes with a listener, which goes to the supervisor
+// at once: from here on, a notified syscall of this process waits for the
+// supervisor's answer (or fails with ENOSYS once every copy of the listener
+// is closed). The filter allows what is left to do here (sendmsg, close,
+// execve) or the start fails visibly.
+func loadSeccomp(sync int, cfg *Config, bpf []byte) (string, error) {
+	if !cfg.WantsListener() {
+		return StepSeccomp, syscalls.SetSeccompFilter(bpf, cfg.SeccompFlags)
+	}
+	l, err := syscalls.SetSeccompFilterListener(bpf, cfg.SeccompFlags)
+	if err != nil {
+		return StepSeccomp, err
+	}
+	err = syscalls.SendMsg(sync, []byte{msgListener}, []int{l})
+	_ = syscalls.Close(l) // the supervisor has its own copy now
+	if err != nil {
+		if errors.Is(err, syscall.EPIPE) {
+			return StepListener, errSupervisorGone
+		}
+		return StepListener, err
+	}
+	return "", nil
 }
 
 // placeFDs moves the sync socket out of the way and puts the received app

@@ -13,7 +13,7 @@ import (
 // socketpair as fd 3 (SyncFD). Every message is one packet whose first byte is
 // its type. Because the socket is close-on-exec, the supervisor reads EOF at
 // the moment execve of the app succeeds; a message after "ready" can only be
-// an error.
+// the listener or an error.
 //
 //	supervisor                                           init stage (pid 1 of the new namespaces)
 //	    | clone(NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET[|NEWUSER]) into the cgroup (v2)
@@ -25,7 +25,9 @@ import (
 //	    |                                 capset, no_new_privs, resolve the command
 //	    |<-- 'R' ready ------------------------------------------------------|
 //	    |--- 'S' start (only when Config.WaitStart) ------------------------->|
-//	    |                                 seccomp(TSYNC), execve
+//	    |                                 seccomp(TSYNC[, NEW_LISTENER])
+//	    |<-- 'L' listener + SCM_RIGHTS 1 fd (only when Config.WantsListener) -|
+//	    |                                 execve
 //	    |<-- EOF (execve succeeded) -----------------------------------------|
 //	    |<-- 'E' error: JSON {step, errno, message}; then the init exits 255 |
 //
@@ -33,16 +35,22 @@ import (
 // supervisor never trusts anything after the app could have run (after
 // 'R'): an 'E' after 'R' is only accepted until EOF and only as an exec
 // failure report, since the app has not been exec'd yet when it is sent.
+// An 'L' is accepted once, with exactly one descriptor that is a seccomp
+// listener, between 'R' and EOF, and only when the config asked for one; any
+// other descriptor, a second 'L' or an 'L' nobody asked for fails the start
+// and is closed. A config that asks for a listener and reaches EOF without
+// one means the init stage died before exec (it sends 'L' or fails first).
 const (
-	msgGo    byte = 'G'
-	msgReady byte = 'R'
-	msgStart byte = 'S'
-	msgError byte = 'E'
+	msgGo       byte = 'G'
+	msgReady    byte = 'R'
+	msgStart    byte = 'S'
+	msgListener byte = 'L'
+	msgError    byte = 'E'
 )
 
 // ProtocolVersion is bumped whenever Config or the framing changes
 // incompatibly; supervisor and init stage must agree on it.
-const ProtocolVersion = 3
+const ProtocolVersion = 4
 
 // SyncFD is the descriptor the init stage finds its sync socket at.
 const SyncFD = 3
@@ -56,6 +64,9 @@ const Arg = "__pinfold_init"
 
 // encodeGo frames the go message: type, config length, config, BPF.
 func encodeGo(cfg *Config, bpf []byte) ([]byte, error) {
+	if err := checkProgram(cfg, bpf); err != nil {
+		return nil, err
+	}
 	js, err := cfg.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encoding init config: %w", err)
@@ -84,7 +95,20 @@ func decodeGo(msg []byte) (*Config, []byte, error) {
 	if err := cfg.UnmarshalBinary(msg[5 : 5+n]); err != nil {
 		return nil, nil, fmt.Errorf("decoding init config: %w", err)
 	}
-	return &cfg, msg[5+n:], nil
+	bpf := msg[5+n:]
+	if err := checkProgram(&cfg, bpf); err != nil {
+		return nil, nil, err
+	}
+	return &cfg, bpf, nil
+}
+
+// checkProgram refuses seccomp flags without a program to apply them to: a
+// listener asked for and no program would be a start that never serves.
+func checkProgram(cfg *Config, bpf []byte) error {
+	if len(bpf) == 0 && cfg.SeccompFlags != 0 {
+		return fmt.Errorf("%w: seccomp flags %#x without a seccomp program", errMalformed, cfg.SeccompFlags)
+	}
+	return nil
 }
 
 // wireError is the payload of an error message: u32 errno, step, message

@@ -23,6 +23,10 @@ import (
 //	u32 uid | u32 gid | list<u32> additionalGids | list<u32> caps
 //	list<{u32 resource, u64 soft, u64 hard}> rlimits
 //	u32 numFds | u8 waitStart | u32 seccompFlags
+//
+// seccompFlags with SECCOMP_FILTER_FLAG_NEW_LISTENER is how the supervisor
+// asks for the seccomp listener (Config.WantsListener); flags without a
+// program after the config are refused (checkProgram).
 
 var errMalformed = errors.New("malformed init config")
 

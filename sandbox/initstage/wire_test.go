@@ -89,6 +89,59 @@ func TestGoMessage(t *testing.T) {
 	if _, _, err := decodeGo(msg[:4]); err == nil {
 		t.Error("a truncated go message was accepted")
 	}
+
+	// A listener is asked for by the program's flags, and only with a
+	// program.
+	cfg.SeccompFlags = syscalls.SeccompFilterFlagNewListener | 0x20
+	msg, err = encodeGo(cfg, bpf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := decodeGo(msg); err != nil || !got.WantsListener() {
+		t.Errorf("listener config decoded as %+v, %v", got, err)
+	}
+	if _, err := encodeGo(cfg, nil); err == nil {
+		t.Error("seccomp flags without a program were encoded")
+	}
+	if _, _, err := decodeGo(msg[:len(msg)-len(bpf)]); err == nil {
+		t.Error("a go message with seccomp flags and no program was accepted")
+	}
+	cfg.SeccompFlags = 0
+	if (&Config{SeccompFlags: 4}).WantsListener() || cfg.WantsListener() {
+		t.Error("WantsListener without FLAG_NEW_LISTENER")
+	}
+}
+
+// FuzzGoMessage checks the init stage's decoding of the whole go message.
+func FuzzGoMessage(f *testing.F) {
+	cfg := sampleConfig(f)
+	for _, bpf := range [][]byte{nil, {1, 2, 3, 4, 5, 6, 7, 8}} {
+		cfg.SeccompFlags = 0
+		if bpf != nil {
+			cfg.SeccompFlags = syscalls.SeccompFilterFlagNewListener
+		}
+		msg, err := encodeGo(cfg, bpf)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(msg)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		cfg, bpf, err := decodeGo(msg)
+		if err != nil {
+			return
+		}
+		if cfg.SeccompFlags != 0 && len(bpf) == 0 {
+			t.Fatalf("accepted seccomp flags %#x without a program", cfg.SeccompFlags)
+		}
+		again, err := encodeGo(cfg, bpf)
+		if err != nil {
+			t.Fatalf("accepted go message does not encode: %v", err)
+		}
+		if _, _, err := decodeGo(again); err != nil {
+			t.Fatalf("re-encoded go message does not decode: %v", err)
+		}
+	})
 }
 
 func TestErrorMessage(t *testing.T) {
