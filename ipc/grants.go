@@ -6,6 +6,22 @@ import (
 	"strings"
 )
 
+// Size limits the broker enforces whatever the grants say.
+const (
+	// PipeBytes is what a pipe counts against quotas: the kernel's default
+	// pipe capacity. (An app may raise its pipe's capacity with
+	// F_SETPIPE_SZ up to /proc/sys/fs/pipe-max-size; that memory is
+	// charged to the writer's memory cgroup, not to the IPC quota.)
+	PipeBytes = 64 << 10
+	// MaxObjectSize bounds the size of any shm or region and the
+	// maxmsg*msgsize of any queue: 1 TiB.
+	MaxObjectSize = 1 << 40
+	// MQMaxMsg and MQMaxMsgSize bound a queue's attributes: the kernel's
+	// hard limits (HARD_MSGMAX, HARD_MSGSIZEMAX).
+	MQMaxMsg     = 65536
+	MQMaxMsgSize = 16 << 20
+)
+
 // Kind is the kind of an IPC object. The numbers are part of the syscall
 // interface (syscalls/abi) and never change.
 type Kind uint8
@@ -101,7 +117,9 @@ func (a Access) Allows(want Access) bool { return want != 0 && a&want == want }
 
 // Grants are what one app may do with IPC objects: its policy's ipc section.
 // The zero value grants nothing (an app may still call self, list, stat on
-// objects it could attach, and nop).
+// objects it could attach, and nop). MaxObjects and MaxBytes are used as
+// they are: 0 means the app can create nothing (sandbox/policy fills in
+// defaults for policies with create grants).
 type Grants struct {
 	// Create lists the names the app may create objects under.
 	Create []CreateGrant
@@ -138,7 +156,7 @@ type CreateGrant struct {
 	Persistent bool
 	// Peers, if set, are the only policies whose apps may attach these
 	// objects (the creator's side of a grant; the attacher still needs an
-	// attach grant).
+	// attach grant). Other apps do not see these objects in List or Stat.
 	Peers []string
 }
 
@@ -287,4 +305,23 @@ func FDsEnv(names []string, fds []int) string {
 		fmt.Fprintf(&b, "%s:%d", n, fds[i])
 	}
 	return b.String()
+}
+
+// clone copies g deeply, so that the caller may reuse its slices.
+func (g Grants) clone() Grants {
+	c := g
+	c.Create = slices.Clone(g.Create)
+	for i := range c.Create {
+		c.Create[i].Names = slices.Clone(c.Create[i].Names)
+		c.Create[i].Kinds = slices.Clone(c.Create[i].Kinds)
+		c.Create[i].Peers = slices.Clone(c.Create[i].Peers)
+	}
+	c.Attach = slices.Clone(g.Attach)
+	for i := range c.Attach {
+		c.Attach[i].Names = slices.Clone(c.Attach[i].Names)
+		c.Attach[i].Kinds = slices.Clone(c.Attach[i].Kinds)
+		c.Attach[i].Owners = slices.Clone(c.Attach[i].Owners)
+	}
+	c.Channels = slices.Clone(g.Channels)
+	return c
 }

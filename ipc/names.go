@@ -72,33 +72,33 @@ func checkSegments(s string, pattern bool) error {
 }
 
 // Match reports whether the valid name matches the valid pattern.
+//
+// It runs in time proportional to the product of the segment counts (at
+// most 101 each) times the segment lengths, whatever the pattern: runs of
+// "**" are matched by dynamic programming, not by trying every split, so a
+// pattern like "**/a/**/a/**/a/..." cannot make it exponential.
 func Match(pattern, name string) bool {
-	return matchSegs(strings.Split(pattern, "/"), strings.Split(name, "/"))
-}
-
-func matchSegs(pat, name []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			// Collapse runs of "**" and try every split.
-			for len(pat) > 0 && pat[0] == "**" {
-				pat = pat[1:]
+	pat := strings.Split(pattern, "/")
+	segs := strings.Split(name, "/")
+	// ok[j] reports whether pat[i:] matches segs[j:], for the current i,
+	// computed from i = len(pat) down to 0.
+	ok := make([]bool, len(segs)+1)
+	ok[len(segs)] = true
+	for i := len(pat) - 1; i >= 0; i-- {
+		if pat[i] == "**" {
+			// "**" then pat[i+1:] matches segs[j:] when pat[i+1:] matches
+			// some suffix segs[k:], k >= j.
+			for j := len(segs) - 1; j >= 0; j-- {
+				ok[j] = ok[j] || ok[j+1]
 			}
-			if len(pat) == 0 {
-				return true
-			}
-			for i := 0; i <= len(name); i++ {
-				if matchSegs(pat, name[i:]) {
-					return true
-				}
-			}
-			return false
+			continue
 		}
-		if len(name) == 0 || !matchSeg(pat[0], name[0]) {
-			return false
+		for j := 0; j < len(segs); j++ {
+			ok[j] = ok[j+1] && matchSeg(pat[i], segs[j])
 		}
-		pat, name = pat[1:], name[1:]
+		ok[len(segs)] = false
 	}
-	return len(name) == 0
+	return ok[0]
 }
 
 // matchSeg matches one segment against a pattern of literal bytes, '?' and
