@@ -217,6 +217,7 @@ func (p *Policy) tree() *ymap {
 	sc.set("syscalls", rules)
 	spec.set("seccomp", sc)
 	spec.set("network", yamlString(s.Network))
+	spec.set("ipc", ipcTree(&s.IPC))
 	root.set("spec", spec)
 	return root
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinfold/pinfold/ipc"
 )
 
 // fixed is a policy that does not depend on the host, with something in
@@ -43,6 +45,21 @@ func fixed() *Policy {
 		{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{
 			{Index: 0, Value: 0xffff, ValueTwo: 8, Op: specs.OpMaskedEqual},
 		}},
+	}
+	p.Spec.IPC = ipc.Grants{
+		MaxObjects: 8, MaxBytes: int64(256 * MiB), POSIXMQ: true,
+		Create: []ipc.CreateGrant{
+			{Names: []string{"results/*", "tmp/**"}, Kinds: []ipc.Kind{ipc.Shm, ipc.Pipe}, MaxSize: int64(64 * MiB), Persistent: true, Peers: []string{"consumer"}},
+			{Names: []string{"jobs"}, Kinds: []ipc.Kind{ipc.MQ}, MaxSize: int64(MiB)},
+		},
+		Attach: []ipc.AttachGrant{
+			{Names: []string{"control/?"}, Kinds: []ipc.Kind{ipc.Pipe, ipc.Region}, Access: ipc.Read, Owners: []string{"supervisor"}},
+		},
+		Channels: []ipc.Channel{
+			{Name: "results/main", Kind: ipc.Shm, Access: ipc.ReadWrite, Size: int64(16 * MiB)},
+			{Name: "jobs", Kind: ipc.MQ, Access: ipc.Write, MaxMsg: 64, MsgSize: int64(8 * KiB)},
+			{Name: "control/a", Kind: ipc.Pipe, Access: ipc.Read},
+		},
 	}
 	return p
 }
@@ -111,6 +128,30 @@ spec:
         args:
           - {index: 0, value: 65535, valueTwo: 8, op: masked_eq}
   network: none
+  ipc:
+    maxObjects: 8
+    maxBytes: 256Mi
+    posixMQ: true
+    create:
+      - names: ["results/*", "tmp/**"]
+        kinds: [shm, pipe]
+        maxSize: 64Mi
+        persistent: true
+        peers: [consumer]
+      - names: [jobs]
+        kinds: [mq]
+        maxSize: 1Mi
+        persistent: false
+        peers: []
+    attach:
+      - names: ["control/?"]
+        kinds: [pipe, region]
+        access: read
+        owners: [supervisor]
+    channels:
+      - {name: results/main, kind: shm, access: readwrite, size: 16Mi}
+      - {name: jobs, kind: mq, access: write, maxMsg: 64, msgSize: 8Ki}
+      - {name: control/a, kind: pipe, access: read}
 `
 
 func TestEncode(t *testing.T) {

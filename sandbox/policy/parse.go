@@ -52,47 +52,75 @@ func LoadFile(path string) (*Policy, error) {
 // On failure the error is an ErrorList holding every problem found in the
 // file, each with its line and column, sorted by position.
 func Parse(filename string, data []byte) (*Policy, error) {
-	d := &decoder{
+	d := newDecoder(filename, policyDoc)
+	p := Default()
+	if root, ok := d.document(data); ok && d.policy(root, p) {
+		d.place(p.validate())
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// docKind names the kind of file a decoder reads, for its messages.
+type docKind struct {
+	noun string // "policy": "a policy starts with apiVersion"
+	file string // "policy file": "not supported in a policy file"
+}
+
+var policyDoc = docKind{"policy", "policy file"}
+
+func newDecoder(filename string, kind docKind) *decoder {
+	return &decoder{
 		file:   filename,
+		kind:   kind,
 		values: map[string]pos{},
 		keys:   map[string]pos{},
 		parent: map[string]string{},
 		failed: map[string]bool{}, failedUnder: map[string]bool{},
 	}
-	p := Default()
-	if root, ok := d.document(data); ok && d.policy(root, p) {
-		for _, e := range p.validate() {
-			if d.failedNear(e.Path) {
-				continue // the decoder already said what is wrong there
-			}
-			at := d.position(e.Path)
-			e.File, e.Line, e.Column = d.file, at.line, at.col
-			d.errs = append(d.errs, e)
+}
+
+// place gives the problems validation found their positions in the file and
+// adds them, leaving out those at values the decoder already reported.
+func (d *decoder) place(errs ErrorList) {
+	for _, e := range errs {
+		if d.failedNear(e.Path) {
+			continue // the decoder already said what is wrong there
 		}
+		at := d.position(e.Path)
+		e.File, e.Line, e.Column = d.file, at.line, at.col
+		d.errs = append(d.errs, e)
 	}
-	if len(d.errs) > 0 {
-		sort.SliceStable(d.errs, func(i, j int) bool {
-			a, b := d.errs[i], d.errs[j]
-			if a.Line != b.Line {
-				return a.Line < b.Line
-			}
-			if a.Column != b.Column {
-				return a.Column < b.Column
-			}
-			return a.Path < b.Path
+}
+
+// finish returns every problem found, sorted by position and capped at
+// MaxErrors, or nil.
+func (d *decoder) finish() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(d.errs, func(i, j int) bool {
+		a, b := d.errs[i], d.errs[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		if a.Column != b.Column {
+			return a.Column < b.Column
+		}
+		return a.Path < b.Path
+	})
+	if n := len(d.errs) - MaxErrors; n > 0 {
+		// Nobody reads thousands of errors; the first ones say what is
+		// wrong with the file.
+		more := d.errs[MaxErrors]
+		d.errs = append(d.errs[:MaxErrors:MaxErrors], &FieldError{
+			File: more.File, Line: more.Line, Column: more.Column,
+			Msg: fmt.Sprintf("too many errors: %d more not shown", n),
 		})
-		if n := len(d.errs) - MaxErrors; n > 0 {
-			// Nobody reads thousands of errors; the first ones say
-			// what is wrong with the file.
-			more := d.errs[MaxErrors]
-			d.errs = append(d.errs[:MaxErrors:MaxErrors], &FieldError{
-				File: more.File, Line: more.Line, Column: more.Column,
-				Msg: fmt.Sprintf("too many errors: %d more not shown", n),
-			})
-		}
-		return nil, d.errs
 	}
-	return p, nil
+	return d.errs
 }
 
 // pos is a 1-based line and column in the file.
@@ -102,6 +130,7 @@ type pos struct{ line, col int }
 // collecting every problem with its position.
 type decoder struct {
 	file   string
+	kind   docKind
 	errs   ErrorList
 	values map[string]pos    // field path -> position of its value
 	keys   map[string]pos    // field path -> position of its key
@@ -131,12 +160,11 @@ func (d *decoder) note(at pos, path string, kind error, format string, args ...a
 }
 
 // failedNear reports whether the decoder already reported a problem at path,
-// inside it, or (for a list item) in one of its fields.
+// inside it, or in one of its fields or items: a problem with a whole
+// mapping or list (a pipe without a reader, more channels than the quota)
+// may only be a consequence of an item the decoder could not read.
 func (d *decoder) failedNear(path string) bool {
-	if d.failed[path] {
-		return true
-	}
-	if strings.HasSuffix(path, "]") && d.failedUnder[path] {
+	if d.failed[path] || d.failedUnder[path] {
 		return true
 	}
 	for _, a := range d.ancestors(path) {
@@ -202,7 +230,7 @@ func (d *decoder) record(parent, path string, key, value pos) {
 // document parses the YAML and returns the body of its one document.
 func (d *decoder) document(data []byte) (ast.Node, bool) {
 	if len(data) > MaxFileSize {
-		d.fail(pos{1, 1}, "", ErrInvalidValue, "file is larger than %s: a policy file is small", Size(MaxFileSize))
+		d.fail(pos{1, 1}, "", ErrInvalidValue, "file is larger than %s: a %s is small", Size(MaxFileSize), d.kind.file)
 		return nil, false
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -212,7 +240,7 @@ func (d *decoder) document(data []byte) (ast.Node, bool) {
 	}
 	f, deep, err := parseYAML(data)
 	if deep != nil {
-		d.fail(*deep, "", ErrSyntax, "YAML collections nested more than %d deep: a policy needs far fewer", maxNesting)
+		d.fail(*deep, "", ErrSyntax, "YAML collections nested more than %d deep: a %s needs far fewer", maxNesting, d.kind.noun)
 		return nil, false
 	}
 	if err != nil {
@@ -235,11 +263,11 @@ func (d *decoder) document(data []byte) (ast.Node, bool) {
 		}
 	}
 	if len(bodies) == 0 {
-		d.fail(pos{1, 1}, "", ErrMissingField, "the file is empty (a policy starts with apiVersion: %s)", APIVersion)
+		d.fail(pos{1, 1}, "", ErrMissingField, "the file is empty (a %s starts with apiVersion: %s)", d.kind.noun, APIVersion)
 		return nil, false
 	}
 	for _, b := range bodies[1:] {
-		d.fail(posOf(b), "", ErrUnsupported, "a second YAML document: a policy file holds one policy")
+		d.fail(posOf(b), "", ErrUnsupported, "a second YAML document: a %s holds one %s", d.kind.file, d.kind.noun)
 	}
 	return bodies[0], true
 }
@@ -363,10 +391,10 @@ func (d *decoder) unwrap(n ast.Node, path string) (ast.Node, bool) {
 		case *ast.MappingKeyNode:
 			n = t.Value
 		case *ast.AliasNode:
-			d.fail(posOf(n), path, ErrUnsupported, "YAML aliases are not supported in a policy file (write the value out)")
+			d.fail(posOf(n), path, ErrUnsupported, "YAML aliases are not supported in a %s (write the value out)", d.kind.file)
 			return nil, false
 		case *ast.MergeKeyNode:
-			d.fail(posOf(n), path, ErrUnsupported, "YAML merge keys (<<) are not supported in a policy file (write the fields out)")
+			d.fail(posOf(n), path, ErrUnsupported, "YAML merge keys (<<) are not supported in a %s (write the fields out)", d.kind.file)
 			return nil, false
 		case *ast.TagNode:
 			tag := ""
@@ -391,7 +419,7 @@ func (d *decoder) unwrap(n ast.Node, path string) (ast.Node, bool) {
 				"tag:yaml.org,2002:null", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq":
 				n = t.Value
 			default:
-				d.fail(posOf(n), path, ErrUnsupported, "the YAML tag %s is not supported in a policy file", quote(tag))
+				d.fail(posOf(n), path, ErrUnsupported, "the YAML tag %s is not supported in a %s", quote(tag), d.kind.file)
 				return nil, false
 			}
 		default:
@@ -489,7 +517,7 @@ func (d *decoder) entries(n ast.Node, path string) ([]entry, bool) {
 		}
 		kp := posOf(mv.Key)
 		if mv.Key.IsMergeKey() {
-			d.note(kp, path, ErrUnsupported, "YAML merge keys (<<) are not supported in a policy file (write the fields out)")
+			d.note(kp, path, ErrUnsupported, "YAML merge keys (<<) are not supported in a %s (write the fields out)", d.kind.file)
 			continue
 		}
 		kn, ok := d.unwrap(mv.Key, path)
@@ -781,7 +809,7 @@ func (d *decoder) durationField(name string, dst *time.Duration) field {
 	}}
 }
 
-func intField[T ~uint | ~uint16 | ~uint32 | ~uint64 | ~int64](d *decoder, name string, dst *T, lo, hi uint64) field {
+func intField[T ~uint | ~uint16 | ~uint32 | ~uint64 | ~int | ~int64](d *decoder, name string, dst *T, lo, hi uint64) field {
 	return field{name, func(n ast.Node, path string) {
 		if v, ok := d.integer(n, path, lo, hi); ok {
 			*dst = T(v)
@@ -819,6 +847,7 @@ func (d *decoder) spec(n ast.Node, path string, s *Spec) {
 		field{"capabilities", func(n ast.Node, path string) { d.capabilities(n, path, &s.Capabilities) }},
 		field{"seccomp", func(n ast.Node, path string) { d.seccomp(n, path, &s.Seccomp) }},
 		d.strField("network", &s.Network),
+		field{"ipc", func(n ast.Node, path string) { d.ipcGrants(n, path, &s.IPC) }},
 	)
 	// Without a UTS namespace there is no hostname to set, without a
 	// network namespace the app has the host's network, and without a

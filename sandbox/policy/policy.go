@@ -4,6 +4,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pinfold/pinfold/ipc"
 )
 
 // The only apiVersion and kind this package reads and writes.
@@ -61,6 +63,13 @@ type Spec struct {
 	Seccomp      Seccomp
 	// Network is NetworkNone with a network namespace, NetworkHost without.
 	Network string
+	// IPC is what the app may do with the broker's IPC objects: the
+	// objects it may create and attach, its quota, and the channels opened
+	// for it before it starts. The zero value grants nothing. Parse fills
+	// in MaxObjects, MaxBytes and each create grant's MaxSize when a file
+	// has create grants and leaves them out (DefaultIPCMaxObjects,
+	// DefaultIPCMaxBytes, MaxBytes).
+	IPC ipc.Grants
 }
 
 // Namespaces selects the namespaces an app gets besides the pid and mount

@@ -668,24 +668,28 @@ func TestStoreConcurrent(t *testing.T) {
 
 // TestEntryPolicyCopy: the copy equals the policy and shares nothing with it.
 func TestEntryPolicyCopy(t *testing.T) {
-	p, err := LoadFile("testdata/good/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := (&Entry{Policy: p}).PolicyCopy()
-	if !reflect.DeepEqual(c, p) {
-		t.Fatalf("the copy differs:\n%+v\n%+v", c, p)
-	}
-	changed := scribble(reflect.ValueOf(c).Elem())
-	if changed < 50 {
-		t.Fatalf("changed only %d values of the copy: the test policy is too small", changed)
-	}
-	fresh, err := LoadFile("testdata/good/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(p, fresh) {
-		t.Errorf("changing the copy changed the entry's policy")
+	for _, file := range []string{"testdata/good/full.yaml", "testdata/good/ipc.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			p, err := LoadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := (&Entry{Policy: p}).PolicyCopy()
+			if !reflect.DeepEqual(c, p) {
+				t.Fatalf("the copy differs:\n%+v\n%+v", c, p)
+			}
+			changed := scribble(reflect.ValueOf(c).Elem())
+			if changed < 50 {
+				t.Fatalf("changed only %d values of the copy: the test policy is too small", changed)
+			}
+			fresh, err := LoadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(p, fresh) {
+				t.Errorf("changing the copy changed the entry's policy")
+			}
+		})
 	}
 }
 

@@ -116,26 +116,7 @@ func indexPath(base string, i int) string {
 
 func (p *Policy) validate() ErrorList {
 	v := &validator{}
-	switch p.APIVersion {
-	case APIVersion:
-	case "":
-		v.add("apiVersion", ErrMissingField, "required (write apiVersion: %s)", APIVersion)
-	default:
-		v.add("apiVersion", ErrUnsupported, "%s is not supported (use %s)", quote(p.APIVersion), APIVersion)
-	}
-	switch p.Kind {
-	case Kind:
-	case "":
-		v.add("kind", ErrMissingField, "required (write kind: %s)", Kind)
-	default:
-		v.add("kind", ErrUnsupported, "%s is not supported (use %s)", quote(p.Kind), Kind)
-	}
-	switch {
-	case p.Metadata.Name == "":
-		v.add("metadata.name", ErrMissingField, "required (a name such as python-tool)")
-	case len(p.Metadata.Name) > 63 || !isDNSLabel(p.Metadata.Name, false):
-		v.add("metadata.name", ErrInvalidValue, "%s is not a valid name (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)", quote(p.Metadata.Name))
-	}
+	v.header(p.APIVersion, p.Kind, Kind, p.Metadata.Name, "python-tool")
 	s := &p.Spec
 	v.namespaces(&s.Namespaces)
 	v.hostname(s)
@@ -148,7 +129,37 @@ func (p *Policy) validate() ErrorList {
 	v.capabilities(&s.Capabilities)
 	v.seccomp(&s.Seccomp)
 	v.network(s)
+	v.ipcGrants(&s.IPC)
 	return v.errs
+}
+
+// header checks the apiVersion, kind and metadata.name of a file of kind
+// want; example is a name to suggest.
+func (v *validator) header(apiVersion, kind, want, name, example string) {
+	switch apiVersion {
+	case APIVersion:
+	case "":
+		v.add("apiVersion", ErrMissingField, "required (write apiVersion: %s)", APIVersion)
+	default:
+		v.add("apiVersion", ErrUnsupported, "%s is not supported (use %s)", quote(apiVersion), APIVersion)
+	}
+	switch kind {
+	case want:
+	case "":
+		v.add("kind", ErrMissingField, "required (write kind: %s)", want)
+	default:
+		v.add("kind", ErrUnsupported, "%s is not supported (use %s)", quote(kind), want)
+	}
+	v.metadataName(name, example)
+}
+
+func (v *validator) metadataName(name, example string) {
+	switch {
+	case name == "":
+		v.add("metadata.name", ErrMissingField, "required (a name such as %s)", example)
+	case !isPolicyName(name):
+		v.add("metadata.name", ErrInvalidValue, "%s is not a valid name (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)", quote(name))
+	}
 }
 
 func (v *validator) namespaces(ns *Namespaces) {
@@ -273,8 +284,13 @@ func (v *validator) user(s *Spec) {
 }
 
 func (v *validator) env(env map[string]string) {
+	v.envAt("spec.env", env)
+}
+
+// envAt checks environment variables at path.
+func (v *validator) envAt(base string, env map[string]string) {
 	for _, k := range sortedKeys(env) {
-		path := fieldPath("spec.env", k)
+		path := fieldPath(base, k)
 		val := env[k]
 		if !isEnvName(k) {
 			v.add(path, ErrInvalidValue, "%s is not a valid variable name (letters, digits and '_', not starting with a digit)", quote(k))
