@@ -17,6 +17,8 @@ import (
 	"github.com/pinfold/pinfold/cgroup"
 	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/syscalls/notify"
+	"github.com/pinfold/pinfold/syscalls/seccomp"
 	"github.com/pinfold/pinfold/vfs"
 )
 
@@ -33,6 +35,7 @@ type App struct {
 
 	stdio  *stdio
 	netns  *os.File // network namespace made by the supervisor, until sent
+	ipc    *appIPC
 	pid    int
 	pidfd  int
 	cg     cgroup.Cgroup
@@ -254,15 +257,19 @@ func (a *App) build(waitStart bool) error {
 		a.mark("bring up lo")
 	}
 
-	fds := make([]int, len(spec.ExtraFiles))
+	fds := make([]int, len(spec.ExtraFiles), len(spec.ExtraFiles)+8)
 	for i, f := range spec.ExtraFiles {
 		fds[i] = int(f.Fd())
 	}
+	fds = append(fds, a.ipc.fds()...)
 	netns := -1
 	if a.netns != nil {
 		netns = int(a.netns.Fd())
 	}
-	if err := a.ch.SendGo(cfg, bpf, netns, fds); err != nil {
+	err = a.ch.SendGo(cfg, bpf, netns, fds)
+	// The init stage has its copies now (or never will).
+	a.ipc.closeAppFDs()
+	if err != nil {
 		return err
 	}
 	phases, err := a.ch.WaitReady()
@@ -283,8 +290,17 @@ func (a *App) build(waitStart bool) error {
 // everything the init stage is sent.
 func (a *App) prepare(waitStart bool) (*initstage.Config, []byte, error) {
 	s, spec := a.sup, &a.spec
+	if err := a.setupIPC(); err != nil {
+		return nil, nil, err
+	}
+	a.mark("ipc")
 	var bpf []byte
 	var seccompFlags uint
+	if spec.IPC.POSIXMQ {
+		// The app's own mq_open/mq_unlink go to the broker (notify.MQ),
+		// whatever its profile says of them.
+		spec.Seccomp = seccomp.WithNotify(spec.Seccomp, notify.MQSyscalls...)
+	}
 	if spec.Seccomp != nil {
 		prog, release, err := s.seccompProgram(spec)
 		if err != nil {
@@ -424,8 +440,14 @@ func (a *App) initFailure(err error) error {
 
 // execAndRun lets the init stage exec the app and waits for the execve.
 func (a *App) execAndRun() error {
-	if err := a.ch.WaitExec(); err != nil {
+	listener, err := a.ch.WaitExecListener()
+	if err != nil {
 		return a.initFailure(err)
+	}
+	if listener >= 0 {
+		if err := a.serveNotify(listener); err != nil {
+			return err
+		}
 	}
 	a.mark("exec")
 	a.started = time.Now()

@@ -21,10 +21,13 @@ const (
 	ResSyncSocket  Resource = "sync-socket"  // supervisor end of the init-stage channel
 	ResTimer       Resource = "timer"        // wall-time deadline
 	ResNetNS       Resource = "netns"        // handle on a network namespace made for the app
+	ResIPCSession  Resource = "ipc-session"  // the app's broker session: its holds and owned objects
+	ResControl     Resource = "control"      // the control channel and its server
+	ResListener    Resource = "listener"     // seccomp user-notification listener and its server
 )
 
 // AllResources lists every resource kind.
-var AllResources = []Resource{ResStateRecord, ResCgroup, ResSeccomp, ResProcess, ResPidFD, ResSyncSocket, ResTimer, ResNetNS}
+var AllResources = []Resource{ResStateRecord, ResCgroup, ResSeccomp, ResProcess, ResPidFD, ResSyncSocket, ResTimer, ResNetNS, ResIPCSession, ResControl, ResListener}
 
 // Step is one release in a cleanup report.
 type Step struct {

@@ -1,14 +1,21 @@
 package sandbox
 
 import (
+	"slices"
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/pinfold/pinfold/sandbox/policy"
+	"github.com/pinfold/pinfold/syscalls/python"
 	"github.com/pinfold/pinfold/syscalls/seccomp"
 	"github.com/pinfold/pinfold/vfs"
 )
+
+// DefaultMsgQueueBytes is RLIMIT_MSGQUEUE of an app whose policy does not
+// set it: the kernel's default (the bytes of POSIX message queues the app's
+// uid may create in its own ipc namespace).
+const DefaultMsgQueueBytes = 819200
 
 // DefaultPath is the PATH an app gets unless its policy sets one.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -36,6 +43,8 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 			GID:            ps.User.GID,
 			AdditionalGIDs: ps.User.AdditionalGids,
 		},
+		Policy:       p.Metadata.Name,
+		IPC:          ps.IPC,
 		Resources:    ps.Resources.OCI(),
 		Capabilities: ps.Capabilities.Add,
 		WallTime:     ps.Limits.WallTime,
@@ -52,6 +61,12 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 	for k, v := range ps.Env {
 		env[k] = v
 	}
+	// pinfold's Python client is importable in every app.
+	if v := env["PYTHONPATH"]; v != "" {
+		env["PYTHONPATH"] = v + ":" + python.Dir
+	} else {
+		env["PYTHONPATH"] = python.Dir
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -66,6 +81,11 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 		specs.POSIXRlimit{Type: "RLIMIT_CORE", Soft: uint64(ps.Limits.CoreSize), Hard: uint64(ps.Limits.CoreSize)},
 	)
 	spec.Rlimits = append(spec.Rlimits, ps.Limits.Rlimits...)
+	if !slices.ContainsFunc(spec.Rlimits, func(r specs.POSIXRlimit) bool { return r.Type == "RLIMIT_MSGQUEUE" }) {
+		// The supervisor's own limit may have been raised for the broker's
+		// queues; apps get the kernel's default unless the policy says.
+		spec.Rlimits = append(spec.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_MSGQUEUE", Soft: DefaultMsgQueueBytes, Hard: DefaultMsgQueueBytes})
+	}
 
 	fs := vfs.Spec{
 		Masked:   ps.Filesystem.Masked,
@@ -97,6 +117,7 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 		}
 		fs.Tmpfs = append(fs.Tmpfs, vfs.Tmpfs{Path: path, Size: int64(ps.Filesystem.Tmpfs[path])})
 	}
+	fs.Files = append(fs.Files, vfs.File{Path: python.Path, Mode: 0o444, Content: python.Module()})
 	spec.Filesystem = fs
 
 	sc, err := resolveSeccomp(ps)

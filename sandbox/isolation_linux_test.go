@@ -25,6 +25,7 @@ import (
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/sandbox/policy"
+	"github.com/pinfold/pinfold/syscalls/python"
 	"github.com/pinfold/pinfold/vfs"
 )
 
@@ -95,11 +96,15 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		}
 	})
 	t.Run("host paths", func(t *testing.T) {
-		for _, p := range append([]string{"/root", "/home", "/work", "/work/main", "/var", "/run", "/boot", "/srv", "/mnt", "/opt",
+		for _, p := range append([]string{"/root", "/home", "/work", "/work/main", "/var", "/run/systemd", "/run/lock", "/boot", "/srv", "/mnt", "/opt",
 			filepath.Dir(realExe), filepath.Dir(probeBin), stateDir, "/proc/1/root/root"}, noSysfs...) {
 			if got := r.Paths[p]; got != "ENOENT" {
 				t.Errorf("lstat %s = %q, want ENOENT (not in the sandbox)", p, got)
 			}
+		}
+		// /run holds only pinfold's Python client.
+		if got := r.Paths[python.Path]; got != probe.OK {
+			t.Errorf("lstat %s = %q, want ok (pinfold's Python client)", python.Path, got)
 		}
 	})
 	t.Run("writable", func(t *testing.T) {
@@ -137,7 +142,7 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		}
 	})
 	t.Run("environment", func(t *testing.T) {
-		want := []string{"HOME=/tmp", "LANG=C.UTF-8", "PATH=" + sandbox.DefaultPath, probe.Env + "=1"}
+		want := []string{"HOME=/tmp", "LANG=C.UTF-8", "PATH=" + sandbox.DefaultPath, sandbox.EnvCtlFD + "=3", probe.Env + "=1", "PYTHONPATH=" + python.Dir}
 		got := slices.Clone(r.Env)
 		sort.Strings(got)
 		if !slices.Equal(got, want) {
@@ -155,9 +160,13 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		}
 	})
 	t.Run("descriptors", func(t *testing.T) {
-		checkInheritedFDs(t, r, 3)
+		// 0, 1, 2 and the control channel to the IPC broker.
+		checkInheritedFDs(t, r, 4)
 		if r.FDs[0].Target != "/dev/null" {
 			t.Errorf("fd 0 = %s, want /dev/null (no stdin given)", r.FDs[0].Target)
+		}
+		if !strings.HasPrefix(r.FDs[3].Target, "socket:") {
+			t.Errorf("fd 3 = %s, want the control channel (a socket)", r.FDs[3].Target)
 		}
 	})
 	t.Run("proc", func(t *testing.T) {
@@ -320,7 +329,8 @@ func TestExtraFiles(t *testing.T) {
 	spec := probeSpec(t, "report")
 	spec.ExtraFiles = []*os.File{pw, f}
 	r := runProbe(t, sup, spec)
-	checkInheritedFDs(t, r, 5)
+	// 0, 1, 2, the two, and the control channel after them.
+	checkInheritedFDs(t, r, 6)
 	for i, want := range []*os.File{pw, f} {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(int(want.Fd()), &st); err != nil {
@@ -977,6 +987,7 @@ func TestEveryResourceIsReleased(t *testing.T) {
 	sup := newSupervisor(t)
 	spec := probeSpec(t, "exit", "0")
 	spec.WallTime = time.Hour // arms the timer
+	spec.IPC.POSIXMQ = true   // a seccomp listener
 	r := runApp(t, sup, spec)
 	pos := map[sandbox.Resource]int{}
 	for i, s := range r.cleanup.Steps {

@@ -9,6 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/pinfold/pinfold/ipc"
 	"github.com/pinfold/pinfold/vfs"
 )
 
@@ -51,8 +52,17 @@ type Spec struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-	// ExtraFiles are placed in the app at fd 3, 4, ...
+	// ExtraFiles are placed in the app at fd 3, 4, ...; the control
+	// channel to the IPC broker and the pre-wired channels follow them
+	// (announced in PINFOLD_CTL_FD and PINFOLD_FDS).
 	ExtraFiles []*os.File
+
+	// Policy is the name the app's IPC grants are checked under (peers and
+	// owners in other apps' grants name it); "" means Name.
+	Policy string
+	// IPC is what the app may do with IPC objects; the zero value grants
+	// nothing but the calls every app has (self, list, stat, nop).
+	IPC ipc.Grants
 }
 
 // Process is the app's command.
@@ -97,6 +107,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Filesystem.Cgroupfs && !s.Namespaces.Cgroup {
 		return fmt.Errorf("%w: a cgroupfs view needs a cgroup namespace (without one it would show the host's cgroup tree)", ErrInvalidSpec)
+	}
+	if err := s.IPC.Validate(); err != nil {
+		return fmt.Errorf("%w: ipc: %w", ErrInvalidSpec, err)
 	}
 	if s.StopTimeout < 0 || s.WallTime < 0 {
 		return fmt.Errorf("%w: negative timeout", ErrInvalidSpec)

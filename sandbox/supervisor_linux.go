@@ -10,11 +10,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pinfold/pinfold/cgroup"
+	"github.com/pinfold/pinfold/ipc"
 	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/syscalls/abi"
+	"github.com/pinfold/pinfold/syscalls/notify"
 	"github.com/pinfold/pinfold/syscalls/seccomp"
+	"github.com/pinfold/pinfold/syscalls/server"
 )
 
 // DefaultStateDir is where state records, the BPF cache and the rootfs
@@ -45,6 +50,16 @@ type Options struct {
 	// can be enabled for app cgroups, as a systemd service with
 	// Delegate=yes does. Empty: fail with an explanation instead.
 	CgroupSelfLeaf string
+
+	// Broker is the IPC broker the apps of this supervisor share (the
+	// daemon passes one with its event sink). Nil: NewSupervisor makes one.
+	Broker *ipc.Broker
+	// ServerHook, if set, is called after every call an app makes on its
+	// control channel (for metrics); it must not block.
+	ServerHook func(app string, sysno abi.Sysno, errno abi.Errno, took time.Duration)
+	// NotifyHook, if set, is called after every seccomp notification an
+	// app's filter sent the supervisor (Grants.POSIXMQ); it must not block.
+	NotifyHook func(app string, o notify.Observation)
 }
 
 // Supervisor starts sandboxed apps and owns what they share: the state dir,
@@ -56,6 +71,7 @@ type Supervisor struct {
 	rootDir  string
 	seccomp  *seccomp.Cache
 	cgroups  *cgroup.Manager
+	broker   *ipc.Broker
 	spawnReq chan func()
 
 	mu   sync.Mutex
@@ -90,6 +106,14 @@ func NewSupervisor(opts Options) (*Supervisor, error) {
 		return nil, fmt.Errorf("setting up cgroups: %w", err)
 	}
 	s.cgroups = cgm
+	s.broker = opts.Broker
+	if s.broker == nil {
+		b, err := ipc.New(ipc.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("starting the IPC broker: %w", err)
+		}
+		s.broker = b
+	}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
@@ -210,4 +234,17 @@ func newID() string {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// Broker returns the IPC broker the supervisor's apps share.
+func (s *Supervisor) Broker() *ipc.Broker { return s.broker }
+
+// serverOptions configures the server of app a's control channel.
+func (s *Supervisor) serverOptions(a *App) server.Options {
+	var o server.Options
+	if h := s.opts.ServerHook; h != nil {
+		id := a.ID
+		o.Observe = func(sysno abi.Sysno, errno abi.Errno, took time.Duration) { h(id, sysno, errno, took) }
+	}
+	return o
 }

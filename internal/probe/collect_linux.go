@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultPaths are the host paths Collect always looks for.
-var DefaultPaths = []string{"/root", "/home", "/work", "/work/main", "/var", "/run", "/boot", "/sys", "/srv", "/mnt", "/opt"}
+var DefaultPaths = []string{"/root", "/home", "/work", "/work/main", "/var", "/run", "/run/systemd", "/run/lock", "/run/pinfold/python/pinfold.py", "/boot", "/sys", "/srv", "/mnt", "/opt"}
 
 // WritableDirs are the directories Collect tries to create a file in.
 var WritableDirs = []string{"/", "/usr", "/etc", "/bin", "/tmp", "/dev", "/dev/shm", "/proc"}

@@ -21,6 +21,10 @@ type MQBroker interface {
 	Unlink(name string) error
 }
 
+// MQSyscalls are the syscalls the MQ handler serves: the names to notify
+// (seccomp.WithNotify(p, MQSyscalls...)).
+var MQSyscalls = []string{"mq_open", "mq_unlink"}
+
 // The kernel's defaults for a queue created without attributes
 // (/proc/sys/fs/mqueue/msg_default and msgsize_default).
 const (
