@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"slices"
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,9 +11,9 @@ import (
 	"github.com/pinfold/pinfold/vfs"
 )
 
-// DefaultMsgQueueBytes is RLIMIT_MSGQUEUE of an app whose policy does not
-// set it: the kernel's default (the bytes of POSIX message queues the app's
-// uid may create in its own ipc namespace).
+// DefaultMsgQueueBytes is RLIMIT_MSGQUEUE of an app whose spec does not set
+// it: the kernel's default (the bytes of POSIX message queues the app's uid
+// may create in its own ipc namespace).
 const DefaultMsgQueueBytes = 819200
 
 // DefaultPath is the PATH an app gets unless its policy sets one.
@@ -81,11 +80,6 @@ func FromPolicy(p *policy.Policy, args []string, extraEnv map[string]string) (Sp
 		specs.POSIXRlimit{Type: "RLIMIT_CORE", Soft: uint64(ps.Limits.CoreSize), Hard: uint64(ps.Limits.CoreSize)},
 	)
 	spec.Rlimits = append(spec.Rlimits, ps.Limits.Rlimits...)
-	if !slices.ContainsFunc(spec.Rlimits, func(r specs.POSIXRlimit) bool { return r.Type == "RLIMIT_MSGQUEUE" }) {
-		// The supervisor's own limit may have been raised for the broker's
-		// queues; apps get the kernel's default unless the policy says.
-		spec.Rlimits = append(spec.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_MSGQUEUE", Soft: DefaultMsgQueueBytes, Hard: DefaultMsgQueueBytes})
-	}
 
 	fs := vfs.Spec{
 		Masked:   ps.Filesystem.Masked,

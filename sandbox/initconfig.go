@@ -34,12 +34,20 @@ func (a *App) initConfig(plan *vfs.Plan, waitStart bool, seccompFlags uint) (*in
 		}
 		cfg.Caps = append(cfg.Caps, n)
 	}
+	msgQueue := false
 	for _, r := range spec.Rlimits {
 		n, ok := syscalls.RlimitNumber(r.Type)
 		if !ok {
 			return nil, fmt.Errorf("%w: unknown rlimit %q", ErrInvalidSpec, r.Type)
 		}
+		msgQueue = msgQueue || r.Type == "RLIMIT_MSGQUEUE"
 		cfg.Rlimits = append(cfg.Rlimits, syscalls.Rlimit{Resource: n, Soft: r.Soft, Hard: r.Hard})
+	}
+	if !msgQueue {
+		// The supervisor raised its own limit for the broker's queues
+		// (ipc.New); the app must not inherit that.
+		n, _ := syscalls.RlimitNumber("RLIMIT_MSGQUEUE")
+		cfg.Rlimits = append(cfg.Rlimits, syscalls.Rlimit{Resource: n, Soft: DefaultMsgQueueBytes, Hard: DefaultMsgQueueBytes})
 	}
 	return cfg, nil
 }

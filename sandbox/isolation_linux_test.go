@@ -140,6 +140,11 @@ func TestIsolationDefaultPolicy(t *testing.T) {
 		if got := r.Status["Seccomp"]; got != "2" {
 			t.Errorf("Seccomp = %q, want 2 (filter mode)", got)
 		}
+		// The supervisor raised its own for the broker; the app has the
+		// kernel's default.
+		if want := [2]uint64{sandbox.DefaultMsgQueueBytes, sandbox.DefaultMsgQueueBytes}; r.MsgQueueLimit != want {
+			t.Errorf("RLIMIT_MSGQUEUE = %v, want %v", r.MsgQueueLimit, want)
+		}
 	})
 	t.Run("environment", func(t *testing.T) {
 		want := []string{"HOME=/tmp", "LANG=C.UTF-8", "PATH=" + sandbox.DefaultPath, sandbox.EnvCtlFD + "=3", probe.Env + "=1", "PYTHONPATH=" + python.Dir}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/pinfold/pinfold/syscalls"
 )
 
 // DefaultPaths are the host paths Collect always looks for.
@@ -53,6 +55,9 @@ func Collect(extraPaths []string) *Report {
 	r.UIDMap = readMap("/proc/self/uid_map")
 	r.GIDMap = readMap("/proc/self/gid_map")
 	r.Status = procStatus("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+	if soft, hard, err := syscalls.MsgQueueRlimit(); err == nil {
+		r.MsgQueueLimit = [2]uint64{soft, hard}
+	}
 	r.Interfaces, r.InterfacesErr = interfaces()
 	r.Cwd, _ = os.Getwd()
 	r.Env = os.Environ()

@@ -30,6 +30,8 @@ type Report struct {
 	// Status holds CapInh, CapPrm, CapEff, CapBnd, CapAmb, NoNewPrivs and
 	// Seccomp from /proc/self/status, as written there.
 	Status map[string]string `json:"status"`
+	// MsgQueueLimit is RLIMIT_MSGQUEUE (soft, hard).
+	MsgQueueLimit [2]uint64 `json:"msgQueueLimit"`
 
 	Interfaces []Interface `json:"interfaces"`
 	// InterfacesErr is set when the interfaces could not be listed.
