@@ -24,10 +24,15 @@ const (
 	// Released: an app's session closed (the app exited); Reason counts
 	// the holds released and the owned objects removed or kept.
 	Released
+	// Hostile: pinfold closed the app's control channel because of what
+	// the app sent (Reason says what); its objects and holds stay until
+	// it exits.
+	Hostile
 )
 
 var eventKindNames = map[EventKind]string{
 	Granted: "granted", Denied: "denied", Created: "created", Removed: "removed", Released: "released",
+	Hostile: "hostile",
 }
 
 func (k EventKind) String() string {

@@ -695,3 +695,10 @@ func kernelErrno(err error) syscall.Errno {
 	}
 	return syscall.EIO
 }
+
+// ReportHostile records a Hostile event: the app's control channel was
+// closed because of what the app sent (reason). The session stays open
+// until the app exits.
+func (s *Session) ReportHostile(reason string) {
+	s.b.emit([]Event{{Kind: Hostile, Op: "control", App: s.app.ID, Policy: s.app.Policy, Reason: reason}})
+}

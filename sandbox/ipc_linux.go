@@ -77,7 +77,14 @@ func (a *App) setupIPC() error {
 	})
 	go func() {
 		err := server.Serve(ctx, ours, sess, a.sup.serverOptions(a))
-		if errors.Is(err, context.Canceled) {
+		switch {
+		case errors.Is(err, context.Canceled):
+			err = nil
+		case errors.Is(err, server.ErrHostile):
+			// The app's doing, not a failure of pinfold's cleanup:
+			// reported as an event; the app keeps running without
+			// its channel.
+			sess.ReportHostile(err.Error())
 			err = nil
 		}
 		x.served <- err
