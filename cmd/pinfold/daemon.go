@@ -40,6 +40,9 @@ type daemonConfig struct {
 	Group       string `yaml:"group"`
 	LogFormat   string `yaml:"logFormat"`
 	Events      int    `yaml:"events"`
+	// The IPC broker's limits over all apps together.
+	IPCMaxObjects int   `yaml:"ipcMaxObjects"`
+	IPCMaxBytes   int64 `yaml:"ipcMaxBytes"`
 }
 
 func daemonCmd(args []string) error {
@@ -53,7 +56,7 @@ func daemonCmd(args []string) error {
 	}
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	configFile := fs.String("config", "", "YAML `FILE` with socket, stateDir, policyDir, metricsAddr, group, logFormat, events (flags override it)")
+	configFile := fs.String("config", "", "YAML `FILE` with socket, stateDir, policyDir, metricsAddr, group, logFormat, events, ipcMaxObjects, ipcMaxBytes (flags override it)")
 	fs.StringVar(&cfg.Socket, "socket", cfg.Socket, "unix socket `PATH` of the API")
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "state `DIR` (records, seccomp cache, logs, pid file)")
 	fs.StringVar(&cfg.PolicyDir, "policy-dir", cfg.PolicyDir, "policy `DIR` (*.yaml)")
@@ -61,6 +64,8 @@ func daemonCmd(args []string) error {
 	fs.StringVar(&cfg.Group, "group", cfg.Group, "`GROUP` whose members may use the API besides root")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "`FORMAT` of the daemon's log: text or json")
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "`N` events kept for replay")
+	fs.IntVar(&cfg.IPCMaxObjects, "ipc-max-objects", cfg.IPCMaxObjects, "`N` IPC objects all apps together may have at once (0: 4096)")
+	fs.Int64Var(&cfg.IPCMaxBytes, "ipc-max-bytes", cfg.IPCMaxBytes, "`BYTES` of IPC objects all apps together may have at once, on top of each policy's quota (0: no such limit)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -77,6 +82,9 @@ func daemonCmd(args []string) error {
 		if err := loadDaemonConfig(*configFile, &cfg, fs); err != nil {
 			return err
 		}
+	}
+	if cfg.IPCMaxObjects < 0 || cfg.IPCMaxBytes < 0 {
+		return &exitError{code: exitUsage, msg: "daemon: --ipc-max-objects and --ipc-max-bytes must be 0 (the default) or more"}
 	}
 	var h slog.Handler
 	switch cfg.LogFormat {
@@ -96,13 +104,15 @@ func daemonCmd(args []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
 	d, err := daemon.New(daemon.Config{
-		Socket:      cfg.Socket,
-		StateDir:    cfg.StateDir,
-		PolicyDir:   cfg.PolicyDir,
-		MetricsAddr: cfg.MetricsAddr,
-		Group:       cfg.Group,
-		Events:      cfg.Events,
-		Logger:      log,
+		Socket:        cfg.Socket,
+		StateDir:      cfg.StateDir,
+		PolicyDir:     cfg.PolicyDir,
+		MetricsAddr:   cfg.MetricsAddr,
+		Group:         cfg.Group,
+		Events:        cfg.Events,
+		Logger:        log,
+		IPCMaxObjects: cfg.IPCMaxObjects,
+		IPCMaxBytes:   cfg.IPCMaxBytes,
 	})
 	if err != nil {
 		return err
@@ -201,6 +211,12 @@ func loadDaemonConfig(path string, cfg *daemonConfig, fs *flag.FlagSet) error {
 	apply("log-format", fileCfg.LogFormat, &cfg.LogFormat)
 	if fileCfg.Events > 0 && !set["events"] {
 		cfg.Events = fileCfg.Events
+	}
+	if fileCfg.IPCMaxObjects != 0 && !set["ipc-max-objects"] {
+		cfg.IPCMaxObjects = fileCfg.IPCMaxObjects
+	}
+	if fileCfg.IPCMaxBytes != 0 && !set["ipc-max-bytes"] {
+		cfg.IPCMaxBytes = fileCfg.IPCMaxBytes
 	}
 	return nil
 }

@@ -274,7 +274,9 @@ func (s *appService) Inspect(ctx context.Context, req *connect.Request[v1.Inspec
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&v1.InspectResponse{App: e.proto()}), nil
+	a := e.proto()
+	a.IpcObjects = s.d.ipcObjects(e.id)
+	return connect.NewResponse(&v1.InspectResponse{App: a}), nil
 }
 
 func (s *appService) Stats(ctx context.Context, req *connect.Request[v1.StatsRequest]) (*connect.Response[v1.StatsResponse], error) {

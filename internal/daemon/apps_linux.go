@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,8 +44,12 @@ type appEntry struct {
 	// is released; the fields below are then final.
 	done chan struct{}
 
+	// last is the id of the app's latest lifecycle event: the next one's
+	// parent. Written under mu (so that the app's events form one chain),
+	// read without it by the broker's event sink.
+	last atomic.Uint64
+
 	mu           sync.Mutex
-	last         uint64 // id of the app's latest event: the next one's parent
 	started      time.Time
 	exitedAt     time.Time
 	exit         *sandbox.Exit
@@ -60,10 +65,10 @@ func (e *appEntry) emit(kind events.Kind, parent uint64, value int64, detail str
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if parent == 0 {
-		parent = e.last
+		parent = e.last.Load()
 	}
 	id := e.d.events.Emit(events.Event{Kind: kind, App: e.id, Parent: parent, Value: value, Detail: detail})
-	e.last = id
+	e.last.Store(id)
 	return id
 }
 
@@ -87,8 +92,9 @@ func (d *Daemon) createApp(ctx context.Context, c call, spec *v1.AppSpec, detach
 	}
 	e := &appEntry{
 		d: d, name: spec.GetName(), policy: pe, owner: c.peer, detached: detached,
-		args: sp.Process.Args, created: time.Now(), done: make(chan struct{}), last: c.event,
+		args: sp.Process.Args, created: time.Now(), done: make(chan struct{}),
 	}
+	e.last.Store(c.event)
 	if detached {
 		// The log is named by the api.call event (unique): the app id is not known yet.
 		l, err := applog.Open(filepath.Join(d.logsDir(), fmt.Sprintf("log-%d", c.event)), logSize(pe))
@@ -224,14 +230,13 @@ func (e *appEntry) finish() {
 		exit, _ = e.app.Wait()
 	}
 	use, _ := e.app.Usage()
-	rep := e.app.Close()
-	if e.log != nil {
-		e.log.Close()
-	}
 	e.mu.Lock()
-	e.exit, e.usage, e.cleanup, e.exitedAt = exit, use, rep, time.Now()
+	e.exit, e.usage, e.exitedAt = exit, use, time.Now()
 	e.mu.Unlock()
 
+	// How the app ended is reported before its cleanup, so that what the
+	// cleanup releases (its IPC objects and handles, reported by the
+	// broker while Close runs) follows its exit in the log.
 	pol := e.policy.Name
 	if exit != nil {
 		e.emit(events.AppExited, 0, int64(exit.ExitCode()), "")
@@ -246,6 +251,13 @@ func (e *appEntry) finish() {
 	if use != nil && use.PidsLimitHits > 0 {
 		e.emit(events.PidsLimitHit, 0, int64(use.PidsLimitHits), "")
 	}
+	rep := e.app.Close()
+	if e.log != nil {
+		e.log.Close()
+	}
+	e.mu.Lock()
+	e.cleanup = rep
+	e.mu.Unlock()
 	for _, s := range rep.Steps {
 		e.emit(events.CleanupStep, 0, int64(s.Duration), string(s.Resource)+" "+s.Err)
 	}
@@ -296,9 +308,9 @@ func (d *Daemon) lookup(id string) (*appEntry, error) {
 	if err := checkID(id); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	d.mu.Lock()
+	d.mu.RLock()
 	e, ok := d.apps[id]
-	d.mu.Unlock()
+	d.mu.RUnlock()
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no app %s", id))
 	}

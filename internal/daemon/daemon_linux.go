@@ -18,11 +18,14 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/pinfold/pinfold/api/pinfold/v1/pinfoldv1connect"
+	"github.com/pinfold/pinfold/ipc"
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/events"
 	"github.com/pinfold/pinfold/sandbox/monitor"
 	"github.com/pinfold/pinfold/sandbox/policy"
 	"github.com/pinfold/pinfold/syscalls"
+	"github.com/pinfold/pinfold/syscalls/abi"
+	"github.com/pinfold/pinfold/syscalls/notify"
 )
 
 // Defaults of the daemon's flags.
@@ -53,6 +56,12 @@ type Config struct {
 	// Logger receives the daemon's own log.
 	Logger *slog.Logger
 
+	// IPCMaxObjects and IPCMaxBytes bound the IPC broker as a whole (every
+	// app's objects together), on top of each policy's quota; 0 means the
+	// broker's defaults (ipc.DefaultMaxObjects; no byte limit).
+	IPCMaxObjects int
+	IPCMaxBytes   int64
+
 	// Supervisor options for tests (init stage, cgroup parent).
 	InitPath     string
 	InitArgs     []string
@@ -66,6 +75,7 @@ type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
 	sup      *sandbox.Supervisor
+	broker   *ipc.Broker // shared by every app; closed by Shutdown
 	policies *policy.Store
 	events   *events.Log
 	baseline *monitor.Baseline
@@ -76,7 +86,7 @@ type Daemon struct {
 	groupSet bool
 	groupID  uint32
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // read-locked by lookups (API requests, the broker's event sink)
 	apps     map[string]*appEntry
 	stopping bool
 	appsWG   sync.WaitGroup // one per app until it is cleaned
@@ -123,12 +133,29 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		d.groupSet, d.groupID = true, uint32(gid)
 	}
+	broker, err := ipc.New(ipc.Options{Events: d.ipcEvent, MaxObjects: cfg.IPCMaxObjects, MaxBytes: cfg.IPCMaxBytes})
+	if err != nil {
+		return nil, fmt.Errorf("starting the IPC broker: %w", err)
+	}
+	d.broker = broker
+	ok := false
+	defer func() {
+		if !ok {
+			broker.Close()
+		}
+	}()
+	d.metrics = newMetrics(d)
 	sup, err := sandbox.NewSupervisor(sandbox.Options{
 		StateDir:       cfg.StateDir,
 		InitPath:       cfg.InitPath,
 		InitArgs:       cfg.InitArgs,
 		CgroupParent:   cfg.CgroupParent,
 		CgroupSelfLeaf: "supervisor",
+		Broker:         broker,
+		ServerHook: func(_ string, sysno abi.Sysno, errno abi.Errno, took time.Duration) {
+			d.metrics.ipc.call(sysno, errno, took)
+		},
+		NotifyHook: func(_ string, o notify.Observation) { d.metrics.ipc.notification(o) },
 	})
 	if err != nil {
 		return nil, err
@@ -160,12 +187,16 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.metrics = newMetrics(d)
+	ok = true
 	return d, nil
 }
 
 // Supervisor returns the daemon's sandbox supervisor.
 func (d *Daemon) Supervisor() *sandbox.Supervisor { return d.sup }
+
+// EventLog returns the daemon's event log (what the API's Watch serves; it
+// stays readable after Shutdown).
+func (d *Daemon) EventLog() *events.Log { return d.events }
 
 // takeLock makes sure one daemon at a time uses the state dir.
 func (d *Daemon) takeLock() error {
@@ -316,8 +347,16 @@ func (d *Daemon) Shutdown(ctx context.Context, immediate bool) error {
 	var err error
 	select {
 	case <-done:
+		// Every app is cleaned, so every broker session is closed:
+		// this releases the persistent objects that outlived their
+		// apps.
+		if cerr := d.broker.Close(); cerr != nil {
+			err = fmt.Errorf("closing the IPC broker: %w", cerr)
+		}
 	case <-ctx.Done():
-		err = fmt.Errorf("apps still stopping: %w", ctx.Err())
+		// Apps still hold sessions: the broker stays open for their
+		// cleanups; its objects go with the process.
+		err = fmt.Errorf("apps still stopping (the IPC broker is left open for them): %w", ctx.Err())
 	}
 	if d.server != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -186,6 +186,9 @@ func TestEventsCausalChain(t *testing.T) {
 	_, c := startDaemon(t, newEnv(t))
 	ctx := context.Background()
 	_, _, _, app := runApp(t, c, sh("exit 0"), "")
+	// The daemon removes an attached app after the client has its exit
+	// status: wait for that last event before replaying.
+	waitEvent(t, c, app.Id, "app.removed")
 	st, err := c.Events.Watch(ctx, connect.NewRequest(&v1.WatchRequest{}))
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +249,24 @@ func TestEventsCausalChain(t *testing.T) {
 	if n == 0 {
 		t.Error("replay from the middle returned nothing")
 	}
+}
+
+// waitEvent follows the event log until app has an event of kind.
+func waitEvent(t *testing.T, c *client.Client, app, kind string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Events.Watch(ctx, connect.NewRequest(&v1.WatchRequest{App: app, Follow: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for st.Receive() {
+		if st.Msg().Kind == kind {
+			return
+		}
+	}
+	t.Fatalf("no %s event for app %s within 30s: %v", kind, app, st.Err())
 }
 
 func findAPI(evs []*v1.Event, byID map[uint64]*v1.Event) uint64 {
@@ -414,6 +435,12 @@ func TestConcurrentRuns(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	d, c := startDaemon(t, newEnv(t))
 	runApp(t, c, sh("exit 0"), "")
+	// A streaming call is counted when its handler returns, which may be
+	// after the client has its last message; a unary call is counted
+	// before its response is sent.
+	if _, err := c.System.Info(context.Background(), connect.NewRequest(&v1.InfoRequest{})); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(d.MetricsHandler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)

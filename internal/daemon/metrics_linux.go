@@ -13,8 +13,9 @@ import (
 )
 
 // metrics is the daemon's Prometheus registry: counters and histograms
-// updated as things happen, and per-app gauges read from the cgroups at
-// scrape time (nothing is polled between scrapes).
+// updated as things happen, and per-app gauges read from the cgroups and
+// the IPC broker's totals read at scrape time (nothing is polled between
+// scrapes).
 type metrics struct {
 	d        *Daemon
 	reg      *prometheus.Registry
@@ -24,6 +25,7 @@ type metrics struct {
 	startLat prometheus.Histogram
 	cleanup  prometheus.Histogram
 	requests *prometheus.CounterVec
+	ipc      *ipcMetrics
 }
 
 func newMetrics(d *Daemon) *metrics {
@@ -50,7 +52,10 @@ func newMetrics(d *Daemon) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pinfold_api_requests_total", Help: "API requests, by method and result code.",
 	}, []string{"method", "code"})
-	m.reg.MustRegister(m.starts, m.failures, m.ooms, m.startLat, m.cleanup, m.requests, (*appCollector)(m))
+	m.ipc = newIPCMetrics()
+	m.reg.MustRegister(m.starts, m.failures, m.ooms, m.startLat, m.cleanup, m.requests, (*appCollector)(m),
+		brokerCollector{d.broker})
+	m.reg.MustRegister(m.ipc.collectors()...)
 	return m
 }
 

@@ -1489,7 +1489,11 @@ type App struct {
 	StartPhases []*Phase               `protobuf:"bytes,13,rep,name=start_phases,json=startPhases,proto3" json:"start_phases,omitempty"`
 	Cleanup     []*CleanupStep         `protobuf:"bytes,14,rep,name=cleanup,proto3" json:"cleanup,omitempty"`
 	// peer is who created the app.
-	Owner         *Peer `protobuf:"bytes,15,opt,name=owner,proto3" json:"owner,omitempty"`
+	Owner *Peer `protobuf:"bytes,15,opt,name=owner,proto3" json:"owner,omitempty"`
+	// ipc_objects are the IPC objects the app owns: those it created, while
+	// it runs, and those that outlive it (persistent, or still held by other
+	// apps). Filled in by Inspect only.
+	IpcObjects    []*IpcObject `protobuf:"bytes,16,rep,name=ipc_objects,json=ipcObjects,proto3" json:"ipc_objects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1629,6 +1633,147 @@ func (x *App) GetOwner() *Peer {
 	return nil
 }
 
+func (x *App) GetIpcObjects() []*IpcObject {
+	if x != nil {
+		return x.IpcObjects
+	}
+	return nil
+}
+
+// IpcObject is an object of the daemon's IPC broker.
+type IpcObject struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// kind: pipe, shm, region or mq.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// size in bytes: of shm and regions, a pipe's capacity, an mq's
+	// max_msg * msg_size.
+	Size int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// owner is the app that created it; owner_policy that app's policy.
+	Owner       string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	OwnerPolicy string `protobuf:"bytes,5,opt,name=owner_policy,json=ownerPolicy,proto3" json:"owner_policy,omitempty"`
+	// holders is how many running apps were handed a descriptor to it.
+	Holders int32 `protobuf:"varint,6,opt,name=holders,proto3" json:"holders,omitempty"`
+	// persistent objects stay when their owner exits, until unlinked.
+	Persistent bool `protobuf:"varint,7,opt,name=persistent,proto3" json:"persistent,omitempty"`
+	// unlinked objects have no name any more; they live until their holders
+	// exit.
+	Unlinked bool                   `protobuf:"varint,8,opt,name=unlinked,proto3" json:"unlinked,omitempty"`
+	Created  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created,proto3" json:"created,omitempty"`
+	// max_msg and msg_size are an mq's attributes.
+	MaxMsg        int64 `protobuf:"varint,10,opt,name=max_msg,json=maxMsg,proto3" json:"max_msg,omitempty"`
+	MsgSize       int64 `protobuf:"varint,11,opt,name=msg_size,json=msgSize,proto3" json:"msg_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpcObject) Reset() {
+	*x = IpcObject{}
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpcObject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpcObject) ProtoMessage() {}
+
+func (x *IpcObject) ProtoReflect() protoreflect.Message {
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpcObject.ProtoReflect.Descriptor instead.
+func (*IpcObject) Descriptor() ([]byte, []int) {
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *IpcObject) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IpcObject) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *IpcObject) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *IpcObject) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *IpcObject) GetOwnerPolicy() string {
+	if x != nil {
+		return x.OwnerPolicy
+	}
+	return ""
+}
+
+func (x *IpcObject) GetHolders() int32 {
+	if x != nil {
+		return x.Holders
+	}
+	return 0
+}
+
+func (x *IpcObject) GetPersistent() bool {
+	if x != nil {
+		return x.Persistent
+	}
+	return false
+}
+
+func (x *IpcObject) GetUnlinked() bool {
+	if x != nil {
+		return x.Unlinked
+	}
+	return false
+}
+
+func (x *IpcObject) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *IpcObject) GetMaxMsg() int64 {
+	if x != nil {
+		return x.MaxMsg
+	}
+	return 0
+}
+
+func (x *IpcObject) GetMsgSize() int64 {
+	if x != nil {
+		return x.MsgSize
+	}
+	return 0
+}
+
 type ExitStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// code is the docker-style status: the app's code, or 128+signal.
@@ -1649,7 +1794,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[28]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1806,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[28]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1819,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{28}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -1751,7 +1896,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[29]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1908,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[29]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1921,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{29}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Usage) GetCpuUser() *durationpb.Duration {
@@ -1859,7 +2004,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[30]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2016,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[30]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2029,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{30}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Phase) GetName() string {
@@ -1913,7 +2058,7 @@ type CleanupStep struct {
 
 func (x *CleanupStep) Reset() {
 	*x = CleanupStep{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[31]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2070,7 @@ func (x *CleanupStep) String() string {
 func (*CleanupStep) ProtoMessage() {}
 
 func (x *CleanupStep) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[31]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2083,7 @@ func (x *CleanupStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupStep.ProtoReflect.Descriptor instead.
 func (*CleanupStep) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{31}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CleanupStep) GetResource() string {
@@ -1980,7 +2125,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[32]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2137,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[32]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2150,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{32}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Peer) GetUid() uint32 {
@@ -2043,7 +2188,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[33]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2200,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[33]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2213,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{33}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Policy) GetName() string {
@@ -2119,7 +2264,7 @@ type PolicyError struct {
 
 func (x *PolicyError) Reset() {
 	*x = PolicyError{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[34]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2276,7 @@ func (x *PolicyError) String() string {
 func (*PolicyError) ProtoMessage() {}
 
 func (x *PolicyError) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[34]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2289,7 @@ func (x *PolicyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyError.ProtoReflect.Descriptor instead.
 func (*PolicyError) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{34}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PolicyError) GetFile() string {
@@ -2190,7 +2335,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[35]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2347,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[35]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2360,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{35}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{36}
 }
 
 type ListPoliciesResponse struct {
@@ -2227,7 +2372,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[36]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2384,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[36]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2397,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{36}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -2271,7 +2416,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[37]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2428,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[37]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2441,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{37}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetPolicyRequest) GetName() string {
@@ -2315,7 +2460,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[38]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2472,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[38]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2485,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{38}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -2361,7 +2506,7 @@ type ValidatePolicyRequest struct {
 
 func (x *ValidatePolicyRequest) Reset() {
 	*x = ValidatePolicyRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[39]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2518,7 @@ func (x *ValidatePolicyRequest) String() string {
 func (*ValidatePolicyRequest) ProtoMessage() {}
 
 func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[39]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2531,7 @@ func (x *ValidatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{39}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ValidatePolicyRequest) GetFilename() string {
@@ -2413,7 +2558,7 @@ type ValidatePolicyResponse struct {
 
 func (x *ValidatePolicyResponse) Reset() {
 	*x = ValidatePolicyResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[40]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2570,7 @@ func (x *ValidatePolicyResponse) String() string {
 func (*ValidatePolicyResponse) ProtoMessage() {}
 
 func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[40]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2583,7 @@ func (x *ValidatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*ValidatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{40}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ValidatePolicyResponse) GetErrors() []*PolicyError {
@@ -2465,7 +2610,7 @@ type ApplyPolicyRequest struct {
 
 func (x *ApplyPolicyRequest) Reset() {
 	*x = ApplyPolicyRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[41]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2622,7 @@ func (x *ApplyPolicyRequest) String() string {
 func (*ApplyPolicyRequest) ProtoMessage() {}
 
 func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[41]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2635,7 @@ func (x *ApplyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{41}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ApplyPolicyRequest) GetFilename() string {
@@ -2516,7 +2661,7 @@ type ApplyPolicyResponse struct {
 
 func (x *ApplyPolicyResponse) Reset() {
 	*x = ApplyPolicyResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[42]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2673,7 @@ func (x *ApplyPolicyResponse) String() string {
 func (*ApplyPolicyResponse) ProtoMessage() {}
 
 func (x *ApplyPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[42]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2686,7 @@ func (x *ApplyPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyPolicyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{42}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ApplyPolicyResponse) GetPolicy() *Policy {
@@ -2560,7 +2705,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[43]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2717,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[43]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2730,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{43}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -2603,7 +2748,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[44]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2760,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[44]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2773,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{44}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{45}
 }
 
 type ReloadPoliciesRequest struct {
@@ -2639,7 +2784,7 @@ type ReloadPoliciesRequest struct {
 
 func (x *ReloadPoliciesRequest) Reset() {
 	*x = ReloadPoliciesRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[45]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2796,7 @@ func (x *ReloadPoliciesRequest) String() string {
 func (*ReloadPoliciesRequest) ProtoMessage() {}
 
 func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[45]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2809,7 @@ func (x *ReloadPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{45}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{46}
 }
 
 type ReloadPoliciesResponse struct {
@@ -2678,7 +2823,7 @@ type ReloadPoliciesResponse struct {
 
 func (x *ReloadPoliciesResponse) Reset() {
 	*x = ReloadPoliciesResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[46]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2690,7 +2835,7 @@ func (x *ReloadPoliciesResponse) String() string {
 func (*ReloadPoliciesResponse) ProtoMessage() {}
 
 func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[46]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2703,7 +2848,7 @@ func (x *ReloadPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ReloadPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{46}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReloadPoliciesResponse) GetLoaded() []*Policy {
@@ -2732,7 +2877,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[47]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2889,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[47]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2902,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{47}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchRequest) GetSinceId() uint64 {
@@ -2787,7 +2932,8 @@ type Event struct {
 	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// kind: e.g. api.call, app.created, app.spawned, app.running, app.exited,
 	// app.oom_killed, cleanup.step, app.cleaned, policy.applied, memory.pressure,
-	// anomaly, ipc.granted, ipc.denied, ipc.created, ipc.removed, events.dropped.
+	// anomaly, ipc.granted, ipc.denied, ipc.created, ipc.removed, ipc.released,
+	// ipc.hostile, events.dropped.
 	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	App  string `protobuf:"bytes,4,opt,name=app,proto3" json:"app,omitempty"`
 	// parent is the id of the event that caused this one (0: none).
@@ -2798,7 +2944,8 @@ type Event struct {
 	Detail string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
 	Peer   *Peer  `protobuf:"bytes,8,opt,name=peer,proto3" json:"peer,omitempty"`
 	// other_app is a second app the event concerns: for ipc.* events the
-	// owner of the object ("" when none).
+	// owner of the object ("" when none), while app is the app that acted
+	// (asked, was granted or refused, unlinked, exited).
 	OtherApp      string `protobuf:"bytes,9,opt,name=other_app,json=otherApp,proto3" json:"other_app,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2806,7 +2953,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[48]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2965,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[48]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2978,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{48}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Event) GetId() uint64 {
@@ -2905,7 +3052,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[49]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3064,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[49]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3077,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{49}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{50}
 }
 
 type InfoResponse struct {
@@ -2953,7 +3100,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[50]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2965,7 +3112,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[50]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2978,7 +3125,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{50}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -3066,7 +3213,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[51]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3225,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[51]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3238,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{51}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{52}
 }
 
 type HealthResponse struct {
@@ -3103,7 +3250,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[52]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3262,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[52]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3275,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{52}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -3146,7 +3293,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[53]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3305,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[53]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3318,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{53}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{54}
 }
 
 type VersionResponse struct {
@@ -3183,7 +3330,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[54]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3342,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pinfold_v1_pinfold_proto_msgTypes[54]
+	mi := &file_pinfold_v1_pinfold_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3355,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{54}
+	return file_pinfold_v1_pinfold_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -3303,7 +3450,7 @@ const file_pinfold_v1_pinfold_proto_rawDesc = "" +
 	"\rRemoveRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x10\n" +
-	"\x0eRemoveResponse\"\x97\x04\n" +
+	"\x0eRemoveResponse\"\xcf\x04\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3321,7 +3468,24 @@ const file_pinfold_v1_pinfold_proto_rawDesc = "" +
 	"\bdetached\x18\f \x01(\bR\bdetached\x124\n" +
 	"\fstart_phases\x18\r \x03(\v2\x11.pinfold.v1.PhaseR\vstartPhases\x121\n" +
 	"\acleanup\x18\x0e \x03(\v2\x17.pinfold.v1.CleanupStepR\acleanup\x12&\n" +
-	"\x05owner\x18\x0f \x01(\v2\x10.pinfold.v1.PeerR\x05owner\"\x95\x02\n" +
+	"\x05owner\x18\x0f \x01(\v2\x10.pinfold.v1.PeerR\x05owner\x126\n" +
+	"\vipc_objects\x18\x10 \x03(\v2\x15.pinfold.v1.IpcObjectR\n" +
+	"ipcObjects\"\xc0\x02\n" +
+	"\tIpcObject\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12!\n" +
+	"\fowner_policy\x18\x05 \x01(\tR\vownerPolicy\x12\x18\n" +
+	"\aholders\x18\x06 \x01(\x05R\aholders\x12\x1e\n" +
+	"\n" +
+	"persistent\x18\a \x01(\bR\n" +
+	"persistent\x12\x1a\n" +
+	"\bunlinked\x18\b \x01(\bR\bunlinked\x124\n" +
+	"\acreated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x17\n" +
+	"\amax_msg\x18\n" +
+	" \x01(\x03R\x06maxMsg\x12\x19\n" +
+	"\bmsg_size\x18\v \x01(\x03R\amsgSize\"\x95\x02\n" +
 	"\n" +
 	"ExitStatus\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
@@ -3473,7 +3637,7 @@ func file_pinfold_v1_pinfold_proto_rawDescGZIP() []byte {
 	return file_pinfold_v1_pinfold_proto_rawDescData
 }
 
-var file_pinfold_v1_pinfold_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_pinfold_v1_pinfold_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_pinfold_v1_pinfold_proto_goTypes = []any{
 	(*AppSpec)(nil),                // 0: pinfold.v1.AppSpec
 	(*Bind)(nil),                   // 1: pinfold.v1.Bind
@@ -3503,128 +3667,131 @@ var file_pinfold_v1_pinfold_proto_goTypes = []any{
 	(*RemoveRequest)(nil),          // 25: pinfold.v1.RemoveRequest
 	(*RemoveResponse)(nil),         // 26: pinfold.v1.RemoveResponse
 	(*App)(nil),                    // 27: pinfold.v1.App
-	(*ExitStatus)(nil),             // 28: pinfold.v1.ExitStatus
-	(*Usage)(nil),                  // 29: pinfold.v1.Usage
-	(*Phase)(nil),                  // 30: pinfold.v1.Phase
-	(*CleanupStep)(nil),            // 31: pinfold.v1.CleanupStep
-	(*Peer)(nil),                   // 32: pinfold.v1.Peer
-	(*Policy)(nil),                 // 33: pinfold.v1.Policy
-	(*PolicyError)(nil),            // 34: pinfold.v1.PolicyError
-	(*ListPoliciesRequest)(nil),    // 35: pinfold.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),   // 36: pinfold.v1.ListPoliciesResponse
-	(*GetPolicyRequest)(nil),       // 37: pinfold.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),      // 38: pinfold.v1.GetPolicyResponse
-	(*ValidatePolicyRequest)(nil),  // 39: pinfold.v1.ValidatePolicyRequest
-	(*ValidatePolicyResponse)(nil), // 40: pinfold.v1.ValidatePolicyResponse
-	(*ApplyPolicyRequest)(nil),     // 41: pinfold.v1.ApplyPolicyRequest
-	(*ApplyPolicyResponse)(nil),    // 42: pinfold.v1.ApplyPolicyResponse
-	(*DeletePolicyRequest)(nil),    // 43: pinfold.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),   // 44: pinfold.v1.DeletePolicyResponse
-	(*ReloadPoliciesRequest)(nil),  // 45: pinfold.v1.ReloadPoliciesRequest
-	(*ReloadPoliciesResponse)(nil), // 46: pinfold.v1.ReloadPoliciesResponse
-	(*WatchRequest)(nil),           // 47: pinfold.v1.WatchRequest
-	(*Event)(nil),                  // 48: pinfold.v1.Event
-	(*InfoRequest)(nil),            // 49: pinfold.v1.InfoRequest
-	(*InfoResponse)(nil),           // 50: pinfold.v1.InfoResponse
-	(*HealthRequest)(nil),          // 51: pinfold.v1.HealthRequest
-	(*HealthResponse)(nil),         // 52: pinfold.v1.HealthResponse
-	(*VersionRequest)(nil),         // 53: pinfold.v1.VersionRequest
-	(*VersionResponse)(nil),        // 54: pinfold.v1.VersionResponse
-	nil,                            // 55: pinfold.v1.AppSpec.EnvEntry
-	(*durationpb.Duration)(nil),    // 56: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 57: google.protobuf.Timestamp
+	(*IpcObject)(nil),              // 28: pinfold.v1.IpcObject
+	(*ExitStatus)(nil),             // 29: pinfold.v1.ExitStatus
+	(*Usage)(nil),                  // 30: pinfold.v1.Usage
+	(*Phase)(nil),                  // 31: pinfold.v1.Phase
+	(*CleanupStep)(nil),            // 32: pinfold.v1.CleanupStep
+	(*Peer)(nil),                   // 33: pinfold.v1.Peer
+	(*Policy)(nil),                 // 34: pinfold.v1.Policy
+	(*PolicyError)(nil),            // 35: pinfold.v1.PolicyError
+	(*ListPoliciesRequest)(nil),    // 36: pinfold.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),   // 37: pinfold.v1.ListPoliciesResponse
+	(*GetPolicyRequest)(nil),       // 38: pinfold.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),      // 39: pinfold.v1.GetPolicyResponse
+	(*ValidatePolicyRequest)(nil),  // 40: pinfold.v1.ValidatePolicyRequest
+	(*ValidatePolicyResponse)(nil), // 41: pinfold.v1.ValidatePolicyResponse
+	(*ApplyPolicyRequest)(nil),     // 42: pinfold.v1.ApplyPolicyRequest
+	(*ApplyPolicyResponse)(nil),    // 43: pinfold.v1.ApplyPolicyResponse
+	(*DeletePolicyRequest)(nil),    // 44: pinfold.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),   // 45: pinfold.v1.DeletePolicyResponse
+	(*ReloadPoliciesRequest)(nil),  // 46: pinfold.v1.ReloadPoliciesRequest
+	(*ReloadPoliciesResponse)(nil), // 47: pinfold.v1.ReloadPoliciesResponse
+	(*WatchRequest)(nil),           // 48: pinfold.v1.WatchRequest
+	(*Event)(nil),                  // 49: pinfold.v1.Event
+	(*InfoRequest)(nil),            // 50: pinfold.v1.InfoRequest
+	(*InfoResponse)(nil),           // 51: pinfold.v1.InfoResponse
+	(*HealthRequest)(nil),          // 52: pinfold.v1.HealthRequest
+	(*HealthResponse)(nil),         // 53: pinfold.v1.HealthResponse
+	(*VersionRequest)(nil),         // 54: pinfold.v1.VersionRequest
+	(*VersionResponse)(nil),        // 55: pinfold.v1.VersionResponse
+	nil,                            // 56: pinfold.v1.AppSpec.EnvEntry
+	(*durationpb.Duration)(nil),    // 57: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 58: google.protobuf.Timestamp
 }
 var file_pinfold_v1_pinfold_proto_depIdxs = []int32{
-	55, // 0: pinfold.v1.AppSpec.env:type_name -> pinfold.v1.AppSpec.EnvEntry
+	56, // 0: pinfold.v1.AppSpec.env:type_name -> pinfold.v1.AppSpec.EnvEntry
 	1,  // 1: pinfold.v1.AppSpec.binds:type_name -> pinfold.v1.Bind
-	56, // 2: pinfold.v1.AppSpec.timeout:type_name -> google.protobuf.Duration
+	57, // 2: pinfold.v1.AppSpec.timeout:type_name -> google.protobuf.Duration
 	3,  // 3: pinfold.v1.RunRequest.start:type_name -> pinfold.v1.RunStart
 	0,  // 4: pinfold.v1.RunStart.spec:type_name -> pinfold.v1.AppSpec
 	27, // 5: pinfold.v1.RunResponse.started:type_name -> pinfold.v1.App
-	28, // 6: pinfold.v1.RunResponse.exit:type_name -> pinfold.v1.ExitStatus
+	29, // 6: pinfold.v1.RunResponse.exit:type_name -> pinfold.v1.ExitStatus
 	0,  // 7: pinfold.v1.CreateRequest.spec:type_name -> pinfold.v1.AppSpec
 	27, // 8: pinfold.v1.CreateResponse.app:type_name -> pinfold.v1.App
 	27, // 9: pinfold.v1.StartResponse.app:type_name -> pinfold.v1.App
-	28, // 10: pinfold.v1.WaitResponse.exit:type_name -> pinfold.v1.ExitStatus
-	56, // 11: pinfold.v1.StopRequest.grace:type_name -> google.protobuf.Duration
-	28, // 12: pinfold.v1.StopResponse.exit:type_name -> pinfold.v1.ExitStatus
+	29, // 10: pinfold.v1.WaitResponse.exit:type_name -> pinfold.v1.ExitStatus
+	57, // 11: pinfold.v1.StopRequest.grace:type_name -> google.protobuf.Duration
+	29, // 12: pinfold.v1.StopResponse.exit:type_name -> pinfold.v1.ExitStatus
 	27, // 13: pinfold.v1.ListResponse.apps:type_name -> pinfold.v1.App
 	27, // 14: pinfold.v1.InspectResponse.app:type_name -> pinfold.v1.App
-	29, // 15: pinfold.v1.StatsResponse.usage:type_name -> pinfold.v1.Usage
-	57, // 16: pinfold.v1.App.created:type_name -> google.protobuf.Timestamp
-	57, // 17: pinfold.v1.App.started:type_name -> google.protobuf.Timestamp
-	57, // 18: pinfold.v1.App.exited:type_name -> google.protobuf.Timestamp
-	28, // 19: pinfold.v1.App.exit:type_name -> pinfold.v1.ExitStatus
-	30, // 20: pinfold.v1.App.start_phases:type_name -> pinfold.v1.Phase
-	31, // 21: pinfold.v1.App.cleanup:type_name -> pinfold.v1.CleanupStep
-	32, // 22: pinfold.v1.App.owner:type_name -> pinfold.v1.Peer
-	56, // 23: pinfold.v1.ExitStatus.wall:type_name -> google.protobuf.Duration
-	29, // 24: pinfold.v1.ExitStatus.usage:type_name -> pinfold.v1.Usage
-	31, // 25: pinfold.v1.ExitStatus.cleanup:type_name -> pinfold.v1.CleanupStep
-	56, // 26: pinfold.v1.Usage.cpu_user:type_name -> google.protobuf.Duration
-	56, // 27: pinfold.v1.Usage.cpu_system:type_name -> google.protobuf.Duration
-	56, // 28: pinfold.v1.Usage.cpu_throttled:type_name -> google.protobuf.Duration
-	56, // 29: pinfold.v1.Phase.duration:type_name -> google.protobuf.Duration
-	56, // 30: pinfold.v1.CleanupStep.duration:type_name -> google.protobuf.Duration
-	57, // 31: pinfold.v1.Policy.loaded:type_name -> google.protobuf.Timestamp
-	33, // 32: pinfold.v1.ListPoliciesResponse.policies:type_name -> pinfold.v1.Policy
-	33, // 33: pinfold.v1.GetPolicyResponse.policy:type_name -> pinfold.v1.Policy
-	34, // 34: pinfold.v1.ValidatePolicyResponse.errors:type_name -> pinfold.v1.PolicyError
-	33, // 35: pinfold.v1.ValidatePolicyResponse.policy:type_name -> pinfold.v1.Policy
-	33, // 36: pinfold.v1.ApplyPolicyResponse.policy:type_name -> pinfold.v1.Policy
-	33, // 37: pinfold.v1.ReloadPoliciesResponse.loaded:type_name -> pinfold.v1.Policy
-	34, // 38: pinfold.v1.ReloadPoliciesResponse.rejected:type_name -> pinfold.v1.PolicyError
-	57, // 39: pinfold.v1.Event.time:type_name -> google.protobuf.Timestamp
-	32, // 40: pinfold.v1.Event.peer:type_name -> pinfold.v1.Peer
-	2,  // 41: pinfold.v1.AppService.Run:input_type -> pinfold.v1.RunRequest
-	5,  // 42: pinfold.v1.AppService.Create:input_type -> pinfold.v1.CreateRequest
-	7,  // 43: pinfold.v1.AppService.Start:input_type -> pinfold.v1.StartRequest
-	9,  // 44: pinfold.v1.AppService.Wait:input_type -> pinfold.v1.WaitRequest
-	11, // 45: pinfold.v1.AppService.Signal:input_type -> pinfold.v1.SignalRequest
-	13, // 46: pinfold.v1.AppService.Kill:input_type -> pinfold.v1.KillRequest
-	15, // 47: pinfold.v1.AppService.Stop:input_type -> pinfold.v1.StopRequest
-	17, // 48: pinfold.v1.AppService.List:input_type -> pinfold.v1.ListRequest
-	19, // 49: pinfold.v1.AppService.Inspect:input_type -> pinfold.v1.InspectRequest
-	21, // 50: pinfold.v1.AppService.Stats:input_type -> pinfold.v1.StatsRequest
-	23, // 51: pinfold.v1.AppService.Logs:input_type -> pinfold.v1.LogsRequest
-	25, // 52: pinfold.v1.AppService.Remove:input_type -> pinfold.v1.RemoveRequest
-	35, // 53: pinfold.v1.PolicyService.List:input_type -> pinfold.v1.ListPoliciesRequest
-	37, // 54: pinfold.v1.PolicyService.Get:input_type -> pinfold.v1.GetPolicyRequest
-	39, // 55: pinfold.v1.PolicyService.Validate:input_type -> pinfold.v1.ValidatePolicyRequest
-	41, // 56: pinfold.v1.PolicyService.Apply:input_type -> pinfold.v1.ApplyPolicyRequest
-	43, // 57: pinfold.v1.PolicyService.Delete:input_type -> pinfold.v1.DeletePolicyRequest
-	45, // 58: pinfold.v1.PolicyService.Reload:input_type -> pinfold.v1.ReloadPoliciesRequest
-	47, // 59: pinfold.v1.EventService.Watch:input_type -> pinfold.v1.WatchRequest
-	49, // 60: pinfold.v1.SystemService.Info:input_type -> pinfold.v1.InfoRequest
-	51, // 61: pinfold.v1.SystemService.Health:input_type -> pinfold.v1.HealthRequest
-	53, // 62: pinfold.v1.SystemService.Version:input_type -> pinfold.v1.VersionRequest
-	4,  // 63: pinfold.v1.AppService.Run:output_type -> pinfold.v1.RunResponse
-	6,  // 64: pinfold.v1.AppService.Create:output_type -> pinfold.v1.CreateResponse
-	8,  // 65: pinfold.v1.AppService.Start:output_type -> pinfold.v1.StartResponse
-	10, // 66: pinfold.v1.AppService.Wait:output_type -> pinfold.v1.WaitResponse
-	12, // 67: pinfold.v1.AppService.Signal:output_type -> pinfold.v1.SignalResponse
-	14, // 68: pinfold.v1.AppService.Kill:output_type -> pinfold.v1.KillResponse
-	16, // 69: pinfold.v1.AppService.Stop:output_type -> pinfold.v1.StopResponse
-	18, // 70: pinfold.v1.AppService.List:output_type -> pinfold.v1.ListResponse
-	20, // 71: pinfold.v1.AppService.Inspect:output_type -> pinfold.v1.InspectResponse
-	22, // 72: pinfold.v1.AppService.Stats:output_type -> pinfold.v1.StatsResponse
-	24, // 73: pinfold.v1.AppService.Logs:output_type -> pinfold.v1.LogsResponse
-	26, // 74: pinfold.v1.AppService.Remove:output_type -> pinfold.v1.RemoveResponse
-	36, // 75: pinfold.v1.PolicyService.List:output_type -> pinfold.v1.ListPoliciesResponse
-	38, // 76: pinfold.v1.PolicyService.Get:output_type -> pinfold.v1.GetPolicyResponse
-	40, // 77: pinfold.v1.PolicyService.Validate:output_type -> pinfold.v1.ValidatePolicyResponse
-	42, // 78: pinfold.v1.PolicyService.Apply:output_type -> pinfold.v1.ApplyPolicyResponse
-	44, // 79: pinfold.v1.PolicyService.Delete:output_type -> pinfold.v1.DeletePolicyResponse
-	46, // 80: pinfold.v1.PolicyService.Reload:output_type -> pinfold.v1.ReloadPoliciesResponse
-	48, // 81: pinfold.v1.EventService.Watch:output_type -> pinfold.v1.Event
-	50, // 82: pinfold.v1.SystemService.Info:output_type -> pinfold.v1.InfoResponse
-	52, // 83: pinfold.v1.SystemService.Health:output_type -> pinfold.v1.HealthResponse
-	54, // 84: pinfold.v1.SystemService.Version:output_type -> pinfold.v1.VersionResponse
-	63, // [63:85] is the sub-list for method output_type
-	41, // [41:63] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	30, // 15: pinfold.v1.StatsResponse.usage:type_name -> pinfold.v1.Usage
+	58, // 16: pinfold.v1.App.created:type_name -> google.protobuf.Timestamp
+	58, // 17: pinfold.v1.App.started:type_name -> google.protobuf.Timestamp
+	58, // 18: pinfold.v1.App.exited:type_name -> google.protobuf.Timestamp
+	29, // 19: pinfold.v1.App.exit:type_name -> pinfold.v1.ExitStatus
+	31, // 20: pinfold.v1.App.start_phases:type_name -> pinfold.v1.Phase
+	32, // 21: pinfold.v1.App.cleanup:type_name -> pinfold.v1.CleanupStep
+	33, // 22: pinfold.v1.App.owner:type_name -> pinfold.v1.Peer
+	28, // 23: pinfold.v1.App.ipc_objects:type_name -> pinfold.v1.IpcObject
+	58, // 24: pinfold.v1.IpcObject.created:type_name -> google.protobuf.Timestamp
+	57, // 25: pinfold.v1.ExitStatus.wall:type_name -> google.protobuf.Duration
+	30, // 26: pinfold.v1.ExitStatus.usage:type_name -> pinfold.v1.Usage
+	32, // 27: pinfold.v1.ExitStatus.cleanup:type_name -> pinfold.v1.CleanupStep
+	57, // 28: pinfold.v1.Usage.cpu_user:type_name -> google.protobuf.Duration
+	57, // 29: pinfold.v1.Usage.cpu_system:type_name -> google.protobuf.Duration
+	57, // 30: pinfold.v1.Usage.cpu_throttled:type_name -> google.protobuf.Duration
+	57, // 31: pinfold.v1.Phase.duration:type_name -> google.protobuf.Duration
+	57, // 32: pinfold.v1.CleanupStep.duration:type_name -> google.protobuf.Duration
+	58, // 33: pinfold.v1.Policy.loaded:type_name -> google.protobuf.Timestamp
+	34, // 34: pinfold.v1.ListPoliciesResponse.policies:type_name -> pinfold.v1.Policy
+	34, // 35: pinfold.v1.GetPolicyResponse.policy:type_name -> pinfold.v1.Policy
+	35, // 36: pinfold.v1.ValidatePolicyResponse.errors:type_name -> pinfold.v1.PolicyError
+	34, // 37: pinfold.v1.ValidatePolicyResponse.policy:type_name -> pinfold.v1.Policy
+	34, // 38: pinfold.v1.ApplyPolicyResponse.policy:type_name -> pinfold.v1.Policy
+	34, // 39: pinfold.v1.ReloadPoliciesResponse.loaded:type_name -> pinfold.v1.Policy
+	35, // 40: pinfold.v1.ReloadPoliciesResponse.rejected:type_name -> pinfold.v1.PolicyError
+	58, // 41: pinfold.v1.Event.time:type_name -> google.protobuf.Timestamp
+	33, // 42: pinfold.v1.Event.peer:type_name -> pinfold.v1.Peer
+	2,  // 43: pinfold.v1.AppService.Run:input_type -> pinfold.v1.RunRequest
+	5,  // 44: pinfold.v1.AppService.Create:input_type -> pinfold.v1.CreateRequest
+	7,  // 45: pinfold.v1.AppService.Start:input_type -> pinfold.v1.StartRequest
+	9,  // 46: pinfold.v1.AppService.Wait:input_type -> pinfold.v1.WaitRequest
+	11, // 47: pinfold.v1.AppService.Signal:input_type -> pinfold.v1.SignalRequest
+	13, // 48: pinfold.v1.AppService.Kill:input_type -> pinfold.v1.KillRequest
+	15, // 49: pinfold.v1.AppService.Stop:input_type -> pinfold.v1.StopRequest
+	17, // 50: pinfold.v1.AppService.List:input_type -> pinfold.v1.ListRequest
+	19, // 51: pinfold.v1.AppService.Inspect:input_type -> pinfold.v1.InspectRequest
+	21, // 52: pinfold.v1.AppService.Stats:input_type -> pinfold.v1.StatsRequest
+	23, // 53: pinfold.v1.AppService.Logs:input_type -> pinfold.v1.LogsRequest
+	25, // 54: pinfold.v1.AppService.Remove:input_type -> pinfold.v1.RemoveRequest
+	36, // 55: pinfold.v1.PolicyService.List:input_type -> pinfold.v1.ListPoliciesRequest
+	38, // 56: pinfold.v1.PolicyService.Get:input_type -> pinfold.v1.GetPolicyRequest
+	40, // 57: pinfold.v1.PolicyService.Validate:input_type -> pinfold.v1.ValidatePolicyRequest
+	42, // 58: pinfold.v1.PolicyService.Apply:input_type -> pinfold.v1.ApplyPolicyRequest
+	44, // 59: pinfold.v1.PolicyService.Delete:input_type -> pinfold.v1.DeletePolicyRequest
+	46, // 60: pinfold.v1.PolicyService.Reload:input_type -> pinfold.v1.ReloadPoliciesRequest
+	48, // 61: pinfold.v1.EventService.Watch:input_type -> pinfold.v1.WatchRequest
+	50, // 62: pinfold.v1.SystemService.Info:input_type -> pinfold.v1.InfoRequest
+	52, // 63: pinfold.v1.SystemService.Health:input_type -> pinfold.v1.HealthRequest
+	54, // 64: pinfold.v1.SystemService.Version:input_type -> pinfold.v1.VersionRequest
+	4,  // 65: pinfold.v1.AppService.Run:output_type -> pinfold.v1.RunResponse
+	6,  // 66: pinfold.v1.AppService.Create:output_type -> pinfold.v1.CreateResponse
+	8,  // 67: pinfold.v1.AppService.Start:output_type -> pinfold.v1.StartResponse
+	10, // 68: pinfold.v1.AppService.Wait:output_type -> pinfold.v1.WaitResponse
+	12, // 69: pinfold.v1.AppService.Signal:output_type -> pinfold.v1.SignalResponse
+	14, // 70: pinfold.v1.AppService.Kill:output_type -> pinfold.v1.KillResponse
+	16, // 71: pinfold.v1.AppService.Stop:output_type -> pinfold.v1.StopResponse
+	18, // 72: pinfold.v1.AppService.List:output_type -> pinfold.v1.ListResponse
+	20, // 73: pinfold.v1.AppService.Inspect:output_type -> pinfold.v1.InspectResponse
+	22, // 74: pinfold.v1.AppService.Stats:output_type -> pinfold.v1.StatsResponse
+	24, // 75: pinfold.v1.AppService.Logs:output_type -> pinfold.v1.LogsResponse
+	26, // 76: pinfold.v1.AppService.Remove:output_type -> pinfold.v1.RemoveResponse
+	37, // 77: pinfold.v1.PolicyService.List:output_type -> pinfold.v1.ListPoliciesResponse
+	39, // 78: pinfold.v1.PolicyService.Get:output_type -> pinfold.v1.GetPolicyResponse
+	41, // 79: pinfold.v1.PolicyService.Validate:output_type -> pinfold.v1.ValidatePolicyResponse
+	43, // 80: pinfold.v1.PolicyService.Apply:output_type -> pinfold.v1.ApplyPolicyResponse
+	45, // 81: pinfold.v1.PolicyService.Delete:output_type -> pinfold.v1.DeletePolicyResponse
+	47, // 82: pinfold.v1.PolicyService.Reload:output_type -> pinfold.v1.ReloadPoliciesResponse
+	49, // 83: pinfold.v1.EventService.Watch:output_type -> pinfold.v1.Event
+	51, // 84: pinfold.v1.SystemService.Info:output_type -> pinfold.v1.InfoResponse
+	53, // 85: pinfold.v1.SystemService.Health:output_type -> pinfold.v1.HealthResponse
+	55, // 86: pinfold.v1.SystemService.Version:output_type -> pinfold.v1.VersionResponse
+	65, // [65:87] is the sub-list for method output_type
+	43, // [43:65] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pinfold_v1_pinfold_proto_init() }
@@ -3650,7 +3817,7 @@ func file_pinfold_v1_pinfold_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pinfold_v1_pinfold_proto_rawDesc), len(file_pinfold_v1_pinfold_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
