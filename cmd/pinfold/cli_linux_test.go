@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pinfold/pinfold/sandbox"
+	"github.com/pinfold/pinfold/syscalls/python"
 )
 
 // TestRunExitStatus checks pinfold run's exit status, docker run's
@@ -96,11 +97,14 @@ func TestRunExitStatus(t *testing.T) {
 }
 
 // TestRunEnvironment: the app gets PATH, HOME, LANG, the caller's TERM (if
-// set) and the --env values, and nothing else of the caller's environment.
+// set), the --env values and pinfold's PINFOLD_CTL_FD and PYTHONPATH, and
+// nothing else of the caller's environment.
 func TestRunEnvironment(t *testing.T) {
 	requireRoot(t)
 	state := newStateDir(t)
-	base := []string{"EMPTY=", "FOO=bar", "HOME=/tmp", "LANG=C.UTF-8", "PATH=" + sandbox.DefaultPath}
+	// Sorted; PINFOLD_CTL_FD and PYTHONPATH are pinfold's own (the control
+	// channel and its Python client).
+	base := []string{"EMPTY=", "FOO=bar", "HOME=/tmp", "LANG=C.UTF-8", "PATH=" + sandbox.DefaultPath, sandbox.EnvCtlFD + "=3", "PYTHONPATH=" + python.Dir}
 	tests := []struct {
 		name string
 		env  []string
