@@ -25,13 +25,11 @@ const (
 	EnvFDs = "PINFOLD_FDS"
 )
 
-// appIPC is what an app holds of the broker: its session, the supervisor's
-// end of its control channel and the server goroutine on it, and, until
-// they are sent to the init stage, the descriptors the app gets.
+// appIPC is what an app holds of the broker: its session and, until they
+// are sent to the init stage, the descriptors the app gets. (The control
+// channel's server is owned by its cleanup release.)
 type appIPC struct {
-	sess   *ipc.Session
-	cancel context.CancelFunc
-	served chan error // the server's result, once it returned
+	sess *ipc.Session
 
 	mu     sync.Mutex
 	ctlApp *os.File // the app's end of the control channel, until sent
@@ -59,26 +57,28 @@ func (a *App) setupIPC() error {
 	// spawn): peers then see EOF/EPIPE, objects it owned are removed.
 	a.cleanup.add(ResIPCSession, a.ID, func() error { sess.Close(); return nil })
 
-	ours, theirs, err := syscalls.SeqpacketPair()
+	ours, theirs, err := syscalls.ControlPair()
 	if err != nil {
 		return fmt.Errorf("creating the control channel: %w", err)
 	}
 	x.ctlApp = theirs
 	x.appFDs = append(x.appFDs, int(theirs.Fd()))
-	ctx, cancel := context.WithCancel(context.Background())
-	x.cancel = cancel
-	x.served = make(chan error, 1)
+	srv, err := server.NewConn(ours, sess, a.sup.serverOptions(a))
+	if err != nil {
+		return fmt.Errorf("creating the control channel: %w", err)
+	}
+	served := make(chan error, 1)
+	// Once the app's processes are gone its end is closed and Serve has
+	// returned by itself; Stop is for the paths where it has not.
 	a.cleanup.add(ResControl, "control channel", func() error {
 		x.closeAppFDs()
-		cancel()
-		err := <-x.served
-		ours.Close()
-		return err
+		srv.Stop()
+		return <-served
 	})
 	go func() {
-		err := server.Serve(ctx, ours, sess, a.sup.serverOptions(a))
+		err := srv.Serve()
 		switch {
-		case errors.Is(err, context.Canceled):
+		case errors.Is(err, server.ErrStopped):
 			err = nil
 		case errors.Is(err, server.ErrHostile):
 			// The app's doing, not a failure of pinfold's cleanup:
@@ -87,7 +87,7 @@ func (a *App) setupIPC() error {
 			sess.ReportHostile(err.Error())
 			err = nil
 		}
-		x.served <- err
+		served <- err
 	}()
 
 	for _, c := range spec.IPC.Channels {

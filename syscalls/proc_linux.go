@@ -395,3 +395,12 @@ func WaitPidfd(pidfd int) (ws syscall.WaitStatus, exited bool, err error) {
 func SetNonblock(fd int) error {
 	return os.NewSyscallError("fcntl(O_NONBLOCK)", unix.SetNonblock(fd, true))
 }
+
+// IsNonblock reports whether fd's open file description is non-blocking.
+func IsNonblock(fd int) (bool, error) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false, os.NewSyscallError("fcntl(F_GETFL)", err)
+	}
+	return fl&unix.O_NONBLOCK != 0, nil
+}

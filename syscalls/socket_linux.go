@@ -18,6 +18,23 @@ func SeqpacketPair() (a, b *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
 }
 
+// ControlPair returns a connected SOCK_SEQPACKET pair for an app's control
+// channel: pinfold's end non-blocking (os.NewFile registers it with the
+// runtime poller), the app's end blocking, as an app expects. Both are
+// close-on-exec.
+func ControlPair() (pinfold, app *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, os.NewSyscallError("fcntl(O_NONBLOCK)", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "pinfold-ctl"), os.NewFile(uintptr(fds[1]), "app-ctl"), nil
+}
+
 // SendMsg sends one message on a SOCK_SEQPACKET socket, with fds attached as
 // SCM_RIGHTS when there are any.
 func SendMsg(fd int, msg []byte, fds []int) error {

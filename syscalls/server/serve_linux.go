@@ -83,10 +83,52 @@ type conn struct {
 
 // Serve serves the app's end of a control channel, conn, with sess until
 // the app hangs up (it exited: Serve returns nil) or ctx ends (it returns
-// ctx's error). It takes ownership of conn and closes it before returning,
-// which the app sees as the end of its channel. An app that sends
-// opts.MaxMalformed malformed messages in a row has its channel closed and
-// Serve returns an error wrapping ErrHostile.
+// ctx's error). It is NewConn, then Conn.Serve with ctx's end as Stop; see
+// those for the details.
+func Serve(ctx context.Context, conn *os.File, sess Session, opts Options) error {
+	c, err := NewConn(conn, sess, opts)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, c.Stop)
+	defer stop()
+	err = c.Serve()
+	if errors.Is(err, ErrStopped) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Conn is the pinfold end of one app's control channel, ready to serve.
+type Conn struct {
+	f       *os.File
+	c       *conn
+	stopped atomic.Bool
+}
+
+// NewConn takes ownership of conn, the pinfold end of an app's control
+// channel (a SOCK_SEQPACKET socket), to be served with sess. A conn
+// already non-blocking (syscalls.ControlPair) is used as it is; any other
+// is duplicated into one the runtime poller can wait on.
+func NewConn(conn *os.File, sess Session, opts Options) (*Conn, error) {
+	f, err := pollable(conn)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("serving control channel: %w", err)
+	}
+	return &Conn{f: f, c: newConn(rc, sess, opts)}, nil
+}
+
+// Serve serves the channel until the app hangs up (it exited: Serve
+// returns nil), Stop is called (it returns ErrStopped) or the channel
+// fails. It closes the channel before returning, which the app sees as the
+// end of its channel. An app that sends opts.MaxMalformed malformed
+// messages in a row has its channel closed and Serve returns an error
+// wrapping ErrHostile.
 //
 // Serve reads in Go's netpoller: while the app is idle it costs one parked
 // goroutine and holds no buffer. It serves one message at a time, so an app
@@ -94,47 +136,55 @@ type conn struct {
 // own socket buffer. Between messages it yields the processor
 // (runtime.Gosched when the next message is already waiting, parking when
 // it is not), so that an app flooding requests takes turns with the other
-// apps' servers.
-func Serve(ctx context.Context, conn *os.File, sess Session, opts Options) error {
-	f, err := pollable(conn)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("serving control channel: %w", err)
-	}
-	// Ending ctx makes the pending read or write return at once.
-	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	c := newConn(rc, sess, opts)
-	err = c.loop()
-	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ctx.Err()
+// apps' servers. Call it once.
+func (c *Conn) Serve() error {
+	defer c.f.Close()
+	err := c.c.loop()
+	if c.stopped.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrStopped
 	}
 	return err
 }
 
+// Stop makes Serve return ErrStopped at once: a read or write in progress
+// fails, and a message being dispatched is not answered. Safe to call at
+// any time, from any goroutine, more than once.
+func (c *Conn) Stop() {
+	c.stopped.Store(true)
+	_ = c.f.SetDeadline(time.Unix(1, 0)) // fails only once Serve closed f
+}
+
 // pollable returns conn's socket as a non-blocking *os.File registered with
-// the netpoller, closing conn: a duplicate of its descriptor with
+// the netpoller: conn itself when its descriptor is non-blocking (then
+// os.NewFile registered it), else a duplicate of its descriptor with
 // O_NONBLOCK set (on the shared open file description, which only pinfold
-// uses: the app holds the other socket of the pair).
+// uses: the app holds the other socket of the pair), closing conn.
 func pollable(conn *os.File) (*os.File, error) {
-	defer conn.Close()
 	rc, err := conn.SyscallConn()
 	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("serving control channel: %w", err)
 	}
 	var nfd int
+	var nonblock bool
 	var derr error
-	if err := rc.Control(func(fd uintptr) { nfd, derr = syscalls.DupCloexec(int(fd)) }); err != nil {
+	if err := rc.Control(func(fd uintptr) {
+		if nonblock, derr = syscalls.IsNonblock(int(fd)); derr != nil || nonblock {
+			return
+		}
+		nfd, derr = syscalls.DupCloexec(int(fd))
+	}); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("serving control channel: %w", err)
 	}
 	if derr != nil {
+		conn.Close()
 		return nil, fmt.Errorf("serving control channel: %w", derr)
 	}
+	if nonblock {
+		return conn, nil
+	}
+	conn.Close()
 	if err := syscalls.SetNonblock(nfd); err != nil {
 		syscalls.Close(nfd)
 		return nil, fmt.Errorf("serving control channel: %w", err)
