@@ -61,6 +61,9 @@ type Event struct {
 	// Access is what was handed out (Granted) or asked for (Denied).
 	Access Access
 	// Errno is what the app saw (Denied).
-	Errno  syscall.Errno
+	Errno syscall.Errno
+	// Size is the object's size in bytes (Created) or the number of
+	// objects the app held when it exited (Released).
+	Size   int64
 	Reason string
 }

@@ -105,16 +105,16 @@ func TestEvents(t *testing.T) {
 	a.Close()
 	var got []string
 	for _, e := range rec.events() {
-		got = append(got, fmt.Sprintf("%v %s %s app=%s owner=%s %v %v", e.Kind, e.Op, e.Object, e.App, e.Owner, e.Access, e.Errno))
+		got = append(got, fmt.Sprintf("%v %s %s app=%s owner=%s %v %v size=%d", e.Kind, e.Op, e.Object, e.App, e.Owner, e.Access, e.Errno, e.Size))
 	}
 	want := []string{
-		"created shm_create x app=a owner=a access(0) errno 0",
-		"granted shm_create x app=a owner=a readwrite errno 0",
-		"granted shm_attach x app=c owner=a read errno 0",
-		"denied shm_attach x app=c owner=a readwrite operation not permitted",
-		"released close  app=c owner= access(0) errno 0",
-		"removed close x app=a owner=a access(0) errno 0",
-		"released close  app=a owner= access(0) errno 0",
+		"created shm_create x app=a owner=a access(0) errno 0 size=4096",
+		"granted shm_create x app=a owner=a readwrite errno 0 size=0",
+		"granted shm_attach x app=c owner=a read errno 0 size=0",
+		"denied shm_attach x app=c owner=a readwrite operation not permitted size=0",
+		"released close  app=c owner= access(0) errno 0 size=1",
+		"removed close x app=a owner=a access(0) errno 0 size=0",
+		"released close  app=a owner= access(0) errno 0 size=1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

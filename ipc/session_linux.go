@@ -293,7 +293,7 @@ func (s *Session) Close() {
 	}
 	clear(s.owned)
 	s.nobjects, s.nbytes = 0, 0
-	evs = append(evs, Event{Kind: Released, Op: "close", App: s.app.ID, Policy: s.app.Policy,
+	evs = append(evs, Event{Kind: Released, Op: "close", App: s.app.ID, Policy: s.app.Policy, Size: int64(objs),
 		Reason: fmt.Sprintf("app exited: released %d handle(s) on %d object(s); removed %d owned object(s), kept %d persistent", handles, objs, removed, kept)})
 	b.mu.Unlock()
 	b.emit(evs)
@@ -495,7 +495,7 @@ func (s *Session) createKernel(evs *[]Event, r *request, o *object) (result, err
 	b.objects[o] = struct{}{}
 	s.owned[o] = struct{}{}
 	*evs = append(*evs, Event{Kind: Created, Op: r.op, App: s.app.ID, Policy: s.app.Policy, Owner: s.app.ID,
-		Object: o.name, ObjKind: o.kind, Reason: o.describe()})
+		Object: o.name, ObjKind: o.kind, Size: o.size, Reason: o.describe()})
 	if fd >= 0 {
 		o.hold(s, r.access)
 		*evs = append(*evs, s.grantEvent(r, o))

@@ -51,8 +51,11 @@ func (d *Daemon) ipcEvent(e ipc.Event) {
 		app = e.Owner
 	}
 	ev := events.Event{Kind: kind, App: app, Other: e.Owner, Detail: ipcDetail(&e)}
-	if e.Kind == ipc.Denied {
+	switch e.Kind {
+	case ipc.Denied:
 		ev.Value = int64(e.Errno)
+	case ipc.Created, ipc.Released:
+		ev.Value = e.Size
 	}
 	if a := d.appByID(app); a != nil {
 		ev.Parent = a.last.Load()
