@@ -157,6 +157,19 @@ func printApp(w io.Writer, a *v1.App) {
 			fmt.Fprintf(w, "    %-13s %-10s %s %s\n", s.GetResource(), round(dur(s.GetDuration())), cleanCell(status), cleanCell(s.GetName()))
 		}
 	}
+	if objs := a.GetIpcObjects(); len(objs) > 0 {
+		field("IPC objects", fmt.Sprint(len(objs)))
+		for _, o := range objs {
+			var flags []string
+			if o.GetPersistent() {
+				flags = append(flags, "persistent")
+			}
+			if o.GetUnlinked() {
+				flags = append(flags, "unlinked")
+			}
+			fmt.Fprintf(w, "    %-6s %-30s %10d bytes  %d holder(s) %s\n", o.GetKind(), cleanCell(o.GetName()), o.GetSize(), o.GetHolders(), strings.Join(flags, ","))
+		}
+	}
 }
 
 // quoteArgs quotes the arguments that a shell would split or expand.
