@@ -35,7 +35,7 @@ func (s *eventService) Watch(ctx context.Context, req *connect.Request[v1.WatchR
 			}
 			for _, ev := range evs {
 				after = ev.ID
-				if app != "" && ev.App != app {
+				if app != "" && ev.App != app && ev.Other != app {
 					continue
 				}
 				if err := stream.Send(eventProto(ev)); err != nil {

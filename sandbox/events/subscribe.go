@@ -13,7 +13,8 @@ type SubscribeOptions struct {
 	// returns events with larger IDs, the ones the ring still holds first.
 	// 0 replays the whole ring; Log.Last() follows only new events.
 	After uint64
-	// App, when set, keeps only events whose App is this id.
+	// App, when set, keeps only events about this app: its App or its
+	// Other (an IPC event of another app on an object this one owns).
 	App string
 }
 
@@ -92,7 +93,7 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			switch l.load(s.cursor+1, &e) {
 			case present:
 				s.cursor++
-				if s.app != "" && e.App != s.app {
+				if s.app != "" && e.App != s.app && e.Other != s.app {
 					continue
 				}
 				return e, nil

@@ -86,14 +86,17 @@ func TestSubscribeAppFilter(t *testing.T) {
 	for i, app := range []string{"a", "b", "a", "", "b", "a"} {
 		l.Emit(Event{Kind: AppRunning, App: app, Value: int64(i)})
 	}
+	// b denied an object a owns: an event about a as well.
+	l.Emit(Event{Kind: IPCDenied, App: "b", Other: "a", Value: 6})
+	l.Emit(Event{Kind: IPCDenied, App: "b", Other: "c", Value: 7})
 	sub := l.Subscribe(SubscribeOptions{App: "a"})
 	defer sub.Close()
 	var got []int64
-	for range 3 {
+	for range 4 {
 		got = append(got, next(t, sub).Value)
 	}
-	if !slices.Equal(got, []int64{0, 2, 5}) {
-		t.Errorf("app a's events: values %v, want [0 2 5]", got)
+	if !slices.Equal(got, []int64{0, 2, 5, 6}) {
+		t.Errorf("app a's events: values %v, want [0 2 5 6]", got)
 	}
 }
 
