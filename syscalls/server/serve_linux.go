@@ -282,7 +282,7 @@ func (c *conn) serve(w *work) (done bool, err error) {
 		}
 	}
 	if errno != 0 {
-		c.observe(0, errno, 0)
+		c.observe(MessageRefused, errno, 0)
 		c.malformed++
 		if gone, err := c.send(w, abi.AppendErrorReply(w.out[:0], errno, reason), false); gone || err != nil {
 			return true, err

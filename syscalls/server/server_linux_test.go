@@ -557,7 +557,7 @@ func TestIdleHoldsNoBuffer(t *testing.T) {
 }
 
 // TestObserve checks the per-call hook: one call per entry, with the
-// errno, and sysno 0 for a message refused as a whole.
+// errno, and MessageRefused for a message refused as a whole.
 func TestObserve(t *testing.T) {
 	type obs struct {
 		sysno abi.Sysno
@@ -577,7 +577,7 @@ func TestObserve(t *testing.T) {
 	p.roundTrip([]byte("junk"))
 	mu.Lock()
 	defer mu.Unlock()
-	want := []obs{{abi.SysNop, 0}, {abi.SysStat, abi.ENOENT}, {abi.SysNop, abi.ECANCELED}, {0, abi.EBADMSG}}
+	want := []obs{{abi.SysNop, 0}, {abi.SysStat, abi.ENOENT}, {abi.SysNop, abi.ECANCELED}, {server.MessageRefused, abi.EBADMSG}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("observed %v, want %v", got, want)
 	}

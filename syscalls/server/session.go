@@ -34,10 +34,15 @@ type Options struct {
 	// Observe, if set, is called once per reply entry, from the serving
 	// goroutine, with the call's sysno, its errno (0 on success) and the
 	// time spent in it (0 for entries not executed: malformed, cancelled).
-	// A message refused as a whole is reported once, as sysno 0. It must
+	// A message refused as a whole is reported once, as MessageRefused. It must
 	// be quick and should not allocate: it is on every call's path.
 	Observe func(sysno abi.Sysno, errno abi.Errno, d time.Duration)
 }
+
+// MessageRefused is the sysno Options.Observe gets for a message refused as
+// a whole (malformed header, oversized, carrying descriptors): no syscall
+// table entry has it.
+const MessageRefused abi.Sysno = 0xffff
 
 // DefaultMaxMalformed is the MaxMalformed that Options' zero value means.
 const DefaultMaxMalformed = 64
