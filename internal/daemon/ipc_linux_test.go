@@ -271,13 +271,13 @@ print("read", size)
 		kind, app, other, detail string
 		value                    int64
 	}{
-		{"ipc.created", producer, producer, "shm t/data: ", 0},
+		{"ipc.created", producer, producer, "shm t/data: ", 4096},
 		{"ipc.granted", producer, producer, "shm t/data readwrite: ", 0},
 		{"ipc.denied", consumer, producer, "shm_attach shm t/data readwrite: not granted", int64(syscall.EPERM)},
 		{"ipc.granted", consumer, producer, "shm t/data read: ", 0},
-		{"ipc.released", consumer, "", "app exited: released 1 handle(s) on 1 object(s)", 0},
+		{"ipc.released", consumer, "", "app exited: released 1 handle(s) on 1 object(s)", 1},
 		{"ipc.removed", producer, producer, "shm t/data: its owner " + producer + " exited", 0},
-		{"ipc.released", producer, "", "app exited: released 1 handle(s) on 1 object(s); removed 1 owned object(s)", 0},
+		{"ipc.released", producer, "", "app exited: released 1 handle(s) on 1 object(s); removed 1 owned object(s)", 1},
 	} {
 		ev := findEvent(evs, w.kind, w.app, w.detail)
 		if ev == nil {
