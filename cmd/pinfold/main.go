@@ -1,6 +1,7 @@
 // Command pinfold runs AI-generated apps as sandboxed Linux processes.
 //
 //	pinfold run [flags] -- CMD [ARGS...]   run CMD in a sandbox (no daemon needed)
+//	pinfold up [flags] FILE                run a group of apps and their channels (no daemon)
 //	pinfold daemon [flags]                 the supervisor as a service
 //	pinfold --host HOST ps|inspect|logs|stats|stop|kill|wait|rm|events ...
 //	pinfold policy validate FILE...        check policy files
@@ -75,6 +76,8 @@ Usage:
   pinfold [--host HOST] COMMAND [ARGS...]
 
   pinfold run [flags] -- CMD [ARGS...]   run CMD in a sandbox (see: pinfold run -h)
+  pinfold up [flags] FILE                run the apps of a group file together, wired by
+                                         IPC channels, output prefixed (see: pinfold up -h)
   pinfold daemon [flags]                 run the supervisor as a service (see: pinfold daemon -h)
   pinfold policy validate FILE...        check policy files; exit 2 listing every error
   pinfold policy default                 print the built-in default policy as YAML
@@ -97,10 +100,11 @@ names a policy the daemon has loaded; -d detaches), and these work too:
   pinfold events [--since ID] [-f]       the daemon's events (--app ID: one app's)
   pinfold policy apply|list|get|rm|reload   manage the daemon's policies
 Most take -o json (one JSON document) instead of the human form. Exit status:
-run as docker run (see pinfold run -h); others 0, 1 if they failed, 2 for a
+run as docker run (see pinfold run -h); up the first failing app's status, or
+125 if pinfold failed (see pinfold up -h); others 0, 1 if they failed, 2 for a
 usage error or a bad policy file.
 
-Docs: docs/ in the source tree (policy.md, filesystem.md, seccomp.md).
+Docs: docs/ in the source tree (policy.md, filesystem.md, seccomp.md, up.md).
 `
 
 func run(args []string) error {
@@ -118,6 +122,8 @@ func run(args []string) error {
 			return clientRun(host, args[1:])
 		}
 		return runCmd(args[1:])
+	case "up":
+		return upCmd(host, args[1:])
 	case "policy":
 		if done, err := clientPolicy(host, args[1:]); done {
 			return err
