@@ -38,7 +38,8 @@ var completionSpec = []completionEntry{
 	{"policy", "", "policy"},
 	{"info", "-o", ""},
 	{"version", "-o", ""},
-	{"daemon", "--socket --state-dir --policy-dir --metrics-addr --group --config --log-format --events", ""},
+	{"up", "--abort-on-exit -v --state-dir", ""},
+	{"daemon", "--socket --state-dir --policy-dir --metrics-addr --group --config --log-format --events --ipc-max-objects --ipc-max-bytes", ""},
 	{"completion", "", ""},
 	{"help", "", ""},
 }

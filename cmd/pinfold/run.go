@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pinfold/pinfold/cgroup"
+	"github.com/pinfold/pinfold/ipc"
 	"github.com/pinfold/pinfold/sandbox"
 	"github.com/pinfold/pinfold/sandbox/initstage"
 	"github.com/pinfold/pinfold/sandbox/policy"
@@ -107,7 +108,7 @@ func runCmd(args []string) error {
 	// earlier runs' leftovers are independent of the policy: they run on
 	// the other CPU while the policy is loaded and turned into a spec.
 	supReady := make(chan supervisorResult, 1)
-	go func() { supReady <- newSupervisor(f.stateDir) }()
+	go func() { supReady <- newSupervisor("run", f.stateDir, nil) }()
 	p, err := loadPolicy(f.policyFile)
 	if err != nil {
 		return err
@@ -187,16 +188,16 @@ func (r supervisorResult) get() (*sandbox.Supervisor, error) { return r.sup, r.e
 
 // newSupervisor builds the embedded supervisor and releases what runs that
 // were SIGKILLed left behind.
-func newSupervisor(stateDir string) supervisorResult {
-	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: stateDir, CgroupSelfLeaf: "supervisor"})
+func newSupervisor(cmd, stateDir string, broker *ipc.Broker) supervisorResult {
+	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: stateDir, CgroupSelfLeaf: "supervisor", Broker: broker})
 	if errors.Is(err, cgroup.ErrNotSupported) {
-		return supervisorResult{err: fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold run ...", err)}
+		return supervisorResult{err: fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold %s ...", err, cmd)}
 	}
 	if err != nil {
 		return supervisorResult{err: err}
 	}
 	if _, err := sup.Recover(); err != nil {
-		fmt.Fprintf(os.Stderr, "pinfold: warning: releasing what an earlier run left behind: %v\n", err)
+		fmt.Fprintf(os.Stderr, "pinfold %s: warning: releasing what an earlier run left behind: %v\n", cmd, err)
 	}
 	return supervisorResult{sup: sup}
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pinfold/pinfold/cgroup"
 	"github.com/pinfold/pinfold/internal/client"
 	"github.com/pinfold/pinfold/ipc"
 	"github.com/pinfold/pinfold/sandbox"
@@ -136,7 +135,7 @@ func upCmd(host string, args []string) error {
 	// The supervisor and the recovery of what dead runs left behind are
 	// independent of the policies: they run while those are loaded.
 	supReady := make(chan supervisorResult, 1)
-	go func() { supReady <- newGroupSupervisor(f.stateDir, broker) }()
+	go func() { supReady <- newSupervisor("up", f.stateDir, broker) }()
 	width := 0
 	for _, a := range g.Apps {
 		width = max(width, len(a.Name))
@@ -185,21 +184,6 @@ func groupFileError(err error) error {
 		return &exitError{code: exitPinfoldFailed}
 	}
 	return &exitError{code: exitPinfoldFailed, msg: "up: " + err.Error()}
-}
-
-// newGroupSupervisor is newSupervisor (run.go) with the group's broker.
-func newGroupSupervisor(stateDir string, broker *ipc.Broker) supervisorResult {
-	sup, err := sandbox.NewSupervisor(sandbox.Options{StateDir: stateDir, CgroupSelfLeaf: "supervisor", Broker: broker})
-	if errors.Is(err, cgroup.ErrNotSupported) {
-		return supervisorResult{err: fmt.Errorf("%w\nhint: on a cgroup v2 host, run pinfold in a cgroup delegated to it, e.g. systemd-run --scope -p Delegate=yes pinfold up ...", err)}
-	}
-	if err != nil {
-		return supervisorResult{err: err}
-	}
-	if _, err := sup.Recover(); err != nil {
-		fmt.Fprintf(os.Stderr, "pinfold up: warning: releasing what an earlier run left behind: %v\n", err)
-	}
-	return supervisorResult{sup: sup}
 }
 
 // start creates the group's channels, then every app's sandbox (each
