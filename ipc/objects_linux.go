@@ -44,8 +44,10 @@ type object struct {
 // pipeEnd is the broker's copy of one end of a pipe.
 type pipeEnd struct {
 	fd int // -1 once dropped
-	// held: the end was handed to at least one app.
-	held    bool
+	// exited: an app that held the end has exited (Session.Close, not
+	// Abort). The broker's copy is closed once that is so and no live app
+	// holds the end: from then on nobody can write to (read from) it.
+	exited  bool
 	holders map[*Session]int
 }
 
@@ -263,7 +265,6 @@ func (o *object) hold(s *Session, a Access) {
 	if o.kind == Pipe {
 		e := &o.end[endIndex(a)]
 		e.holders[s]++
-		e.held = true
 	}
 }
 

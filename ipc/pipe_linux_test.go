@@ -190,3 +190,42 @@ func TestPipeFreshDescriptions(t *testing.T) {
 		t.Errorf("stat: %+v %v", info, err)
 	}
 }
+
+// TestAbortKeepsPipeEnds: an app that never ran (Abort) does not count as
+// an exited holder: the end it was handed stays open in the broker for the
+// next app; an app that ran and exited (Close) closes it.
+func TestAbortKeepsPipeEnds(t *testing.T) {
+	for _, abort := range []bool{true, false} {
+		b, _ := newBroker(t, Options{})
+		a := join(t, b, "a", "p", allGrants)
+		w, err := a.PipeOpen("wire", Write)
+		wantErrno(t, "writer", err, 0)
+		c := join(t, b, "c", "q", allGrants)
+		r, err := c.PipeOpen("wire", Read)
+		wantErrno(t, "first reader", err, 0)
+		closeFD(t, r) // the app's copy died with it
+		if abort {
+			c.Abort()
+		} else {
+			c.Close()
+		}
+		d := join(t, b, "d", "q", allGrants)
+		r, err = d.PipeOpen("wire", Read)
+		if !abort {
+			wantErrno(t, "reader after a reader exited", err, syscall.EPIPE)
+		} else {
+			wantErrno(t, "reader after a reader never ran", err, 0)
+			if _, err := syscall.Write(w, []byte("hi")); err != nil {
+				t.Errorf("write after the aborted reader: %v", err)
+			}
+			buf := make([]byte, 8)
+			if n, err := syscall.Read(r, buf); err != nil || string(buf[:n]) != "hi" {
+				t.Errorf("read = %q, %v; want hi", buf[:n], err)
+			}
+			closeFD(t, r)
+		}
+		closeFD(t, w)
+		d.Close()
+		a.Close()
+	}
+}

@@ -103,7 +103,7 @@ func (s *Session) Stat(name string) (ObjectInfo, error) {
 		return ObjectInfo{}, err
 	}
 	if !s.mayNameAny(name) {
-		return ObjectInfo{}, s.refuse(&evs, &r, "", syscall.EPERM, nil, "not granted: policy %s has no IPC grant naming %s", s.app.Policy, name)
+		return ObjectInfo{}, s.refuse(&evs, &r, b.ownerOf(name), syscall.EPERM, nil, "not granted: policy %s has no IPC grant naming %s", s.app.Policy, name)
 	}
 	o := b.names[name]
 	if o == nil || o.ready != nil {
@@ -135,8 +135,9 @@ func (s *Session) Unlink(name string) error {
 			return err
 		}
 		if !s.mayNameAny(name) {
+			owner := b.ownerOf(name)
 			b.mu.Unlock()
-			return s.refuse(&evs, &r, "", syscall.EPERM, nil, "not granted: policy %s has no IPC grant naming %s", s.app.Policy, name)
+			return s.refuse(&evs, &r, owner, syscall.EPERM, nil, "not granted: policy %s has no IPC grant naming %s", s.app.Policy, name)
 		}
 		o := b.names[name]
 		if o != nil && o.ready != nil {
@@ -239,8 +240,17 @@ func (s *Session) OpenChannel(c Channel) (int, error) {
 // whose holders have all exited is closed in the broker (the other side
 // sees EOF or EPIPE); every object the app owns is unlinked unless its
 // create grant was persistent; objects nobody holds any more are freed.
-// Idempotent; calls after Close fail with ESHUTDOWN.
-func (s *Session) Close() {
+// Idempotent; calls after Close (or Abort) fail with ESHUTDOWN.
+func (s *Session) Close() { s.close(false) }
+
+// Abort is Close for an app that never ran (its start failed, or it was
+// created and removed without starting): the descriptors it was handed
+// died unused, so its holds on pipe ends do not count as an exit — the
+// broker keeps its copy of an end nobody else has held yet, and the next
+// app can still open it.
+func (s *Session) Abort() { s.close(true) }
+
+func (s *Session) close(aborted bool) {
 	b := s.b
 	var evs []Event
 	b.mu.Lock()
@@ -261,7 +271,8 @@ func (s *Session) Close() {
 					continue
 				}
 				delete(e.holders, s)
-				if len(e.holders) == 0 && e.fd >= 0 {
+				e.exited = e.exited || !aborted
+				if len(e.holders) == 0 && e.exited && e.fd >= 0 {
 					syscalls.Close(e.fd)
 					e.fd = -1
 				}
@@ -293,8 +304,12 @@ func (s *Session) Close() {
 	}
 	clear(s.owned)
 	s.nobjects, s.nbytes = 0, 0
+	why := "app exited"
+	if aborted {
+		why = "app never ran"
+	}
 	evs = append(evs, Event{Kind: Released, Op: "close", App: s.app.ID, Policy: s.app.Policy, Size: int64(objs),
-		Reason: fmt.Sprintf("app exited: released %d handle(s) on %d object(s); removed %d owned object(s), kept %d persistent", handles, objs, removed, kept)})
+		Reason: fmt.Sprintf("%s: released %d handle(s) on %d object(s); removed %d owned object(s), kept %d persistent", why, handles, objs, removed, kept)})
 	b.mu.Unlock()
 	b.emit(evs)
 }
@@ -701,4 +716,14 @@ func kernelErrno(err error) syscall.Errno {
 // until the app exits.
 func (s *Session) ReportHostile(reason string) {
 	s.b.emit([]Event{{Kind: Hostile, Op: "control", App: s.app.ID, Policy: s.app.Policy, Reason: reason}})
+}
+
+// ownerOf returns the id of the owner of the object named name, or "" when
+// there is none (yet), for events: the app's answer does not depend on it.
+// b.mu must be held.
+func (b *Broker) ownerOf(name string) string {
+	if o := b.names[name]; o != nil && o.ready == nil {
+		return o.ownerID
+	}
+	return ""
 }

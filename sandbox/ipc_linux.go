@@ -55,7 +55,14 @@ func (a *App) setupIPC() error {
 	a.ipc = x
 	// Released after the app's processes are gone (registered before the
 	// spawn): peers then see EOF/EPIPE, objects it owned are removed.
-	a.cleanup.add(ResIPCSession, a.ID, func() error { sess.Close(); return nil })
+	a.cleanup.add(ResIPCSession, a.ID, func() error {
+		if a.started.IsZero() {
+			sess.Abort() // it never ran: its pipe ends were never used
+		} else {
+			sess.Close()
+		}
+		return nil
+	})
 
 	ours, theirs, err := syscalls.ControlPair()
 	if err != nil {
