@@ -400,6 +400,14 @@ func (a *App) spawn() error {
 	a.cleanup.add(ResPidFD, fmt.Sprint(pidfd), func() error { return syscalls.Close(pidfd) })
 	go func() {
 		ws, err := waitExit(pid, pidfd)
+		if a.life.get() == Running {
+			// Every process of the app is gone with its pid 1 (the pid
+			// namespace dies with its init): release what it held in
+			// the broker now, so that its peers see EOF/EPIPE at once,
+			// not when the app is closed. (The cleanup release then
+			// finds the session closed.)
+			a.ipc.sess.Close()
+		}
 		a.exitedAt = time.Now()
 		a.status, a.waitErr = ws, err
 		// Output copiers end when every process holding the pipes is gone.

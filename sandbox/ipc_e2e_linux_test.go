@@ -517,6 +517,30 @@ func TestIPCE2EPipe(t *testing.T) {
 		r.finish(t, 0)
 	})
 
+	t.Run("writer exits, not yet closed", func(t *testing.T) {
+		// The broker releases an app's holds when its pid 1 is reaped,
+		// not only when the app is closed: a library user who only
+		// waits does not leave peers blocked.
+		w := env.start(t, "writer", pipeWriter, []step{
+			{"pipe_open jobs/early write", "ok"},
+			{"write jobs/early bye", "ok"},
+			{"wait", "waiting"},
+		})
+		w.run(t)
+		r := env.start(t, "reader", pipeReader, []step{
+			{"pipe_open jobs/early read", "ok"},
+			{"wait", "waiting"},
+			{"readall jobs/early", "ok bye"},
+		})
+		r.run(t)
+		w.release(t)
+		if exit := waitExit(t, w.App); exit.ExitCode() != 0 {
+			t.Errorf("writer: %+v, want exit 0", exit)
+		}
+		r.finish(t, 0)
+		w.close(t)
+	})
+
 	t.Run("reader exits", func(t *testing.T) {
 		w := env.start(t, "writer", pipeWriter, []step{
 			{"pipe_open jobs/epipe write", "ok"},
