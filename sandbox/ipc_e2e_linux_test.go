@@ -622,19 +622,24 @@ func TestIPCE2EChannels(t *testing.T) {
 		MaxObjects: 1, MaxBytes: 1 << 20,
 		Channels: []ipc.Channel{{Name: "wire/sh", Kind: ipc.Pipe, Access: ipc.Write}},
 	}
-	shSpec := shSpec(t, nil, `fd=${PINFOLD_FDS#wire/sh:}; echo hello-from-sh >&"$fd"`)
+	// It writes once the test says so on its stdin, after the consumer
+	// attached the pipe (sh owns it: it is removed when sh exits).
+	shSpec := shSpec(t, nil, `read go; fd=${PINFOLD_FDS#wire/sh:}; echo hello-from-sh >&"$fd"`)
 	shSpec.Policy, shSpec.IPC = "wire-sh", shGrants
 	var shErr syncBuffer
 	shSpec.Stderr = &shErr
+	shIn, shGo, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shIn.Close()
+	defer shGo.Close()
+	shSpec.Stdin = shIn
 	sh, err := env.sup.Start(shSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sh.Close()
-	if exit := waitExit(t, sh); exit.ExitCode() != 0 {
-		t.Fatalf("sh: exit status %d, stderr %q", exit.ExitCode(), shErr.String())
-	}
-	// Not released yet: the pipe's write end is still held for it.
 
 	consumer := ipc.Grants{
 		Attach: []ipc.AttachGrant{{Names: []string{"wire/**"}, Kinds: ipc.AllKinds, Access: ipc.Read}},
@@ -657,12 +662,18 @@ func TestIPCE2EChannels(t *testing.T) {
 		{"readall wire/data", "ok hello-pipe"},
 	})
 	c.runN(t, 7) // all but the two readall
-	// sh's write end goes with its release, as the daemon does it once an
-	// app exited; then the consumer reads end of file on it.
+	// sh writes and exits; its write end goes with it, and the consumer
+	// reads end of file after its line.
+	if _, err := shGo.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if exit := waitExit(t, sh); exit.ExitCode() != 0 {
+		t.Fatalf("sh: exit status %d, stderr %q", exit.ExitCode(), shErr.String())
+	}
+	c.step(t)
 	if rep := sh.Close(); rep.Err() != nil {
 		t.Errorf("cleanup of sh: %v", rep.Err())
 	}
-	c.step(t)
 	p.finish(t, 0)
 	c.finish(t, 0)
 	for _, app := range []struct{ name, id string }{{"producer", p.ID}, {"consumer", c.ID}, {"sh", sh.ID}} {
