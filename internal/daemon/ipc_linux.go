@@ -35,9 +35,10 @@ var ipcKinds = [...]events.Kind{
 // itself, at its close, the object's owner) and Other the owner of the
 // object concerned, so that every grant and every denial names both apps
 // ("" when the object does not exist). IPC events hang off the acting
-// app's latest lifecycle event (app.running while it runs, app.exited
-// during its cleanup) without becoming the parent of the next one: an
-// app's lifecycle stays one chain, its IPC events are leaves of it.
+// app's latest lifecycle event (app.running while it runs; the release
+// when its pid 1 is reaped comes before app.exited) without becoming the
+// parent of the next one: an app's lifecycle stays one chain, its IPC
+// events are leaves of it.
 func (d *Daemon) ipcEvent(e ipc.Event) {
 	var kind events.Kind
 	if int(e.Kind) < len(ipcKinds) {
