@@ -59,6 +59,10 @@ bench: build ## start latency beside /bin/true, unshare and bwrap; then the daem
 	hack/bench.sh
 	hack/bench-daemon.sh
 
+.PHONY: bench-ipc
+bench-ipc: build ## IPC channels and syscall round trips beside raw kernel baselines, same run
+	hack/bench-ipc.sh
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target briefly (FUZZTIME=30s each)
 	hack/fuzz.sh
