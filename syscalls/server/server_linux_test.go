@@ -398,7 +398,7 @@ func TestMalformedFlood(t *testing.T) {
 	defer sess.Close()
 	var refused atomic.Int64
 	opts := server.Options{Observe: func(s abi.Sysno, e abi.Errno, _ time.Duration) {
-		if s == 0 && e == abi.EBADMSG {
+		if s == server.MessageRefused && e == abi.EBADMSG {
 			refused.Add(1)
 		}
 	}}
