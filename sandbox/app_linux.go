@@ -33,6 +33,10 @@ type App struct {
 	life    *lifecycle
 	cleanup cleanupStack
 
+	afterMu  sync.Mutex
+	after    []func() // AfterExit's, until they ran
+	afterRan bool
+
 	stdio  *stdio
 	netns  *os.File // network namespace made by the supervisor, until sent
 	ipc    *appIPC
@@ -415,6 +419,7 @@ func (a *App) spawn() error {
 			a.waitErr = fmt.Errorf("copying app output: %w", cerr)
 		}
 		close(a.exited)
+		a.runAfterExit()
 	}()
 	a.cleanup.add(ResProcess, fmt.Sprint(pid), func() error {
 		a.killProcess()
@@ -557,6 +562,33 @@ func (a *App) Usage() (*cgroup.Stats, error) {
 
 // Done is closed when the app's pid 1 has exited.
 func (a *App) Done() <-chan struct{} { return a.exited }
+
+// AfterExit arranges for f to run once, after Done is closed, on the
+// goroutine that reaped the app (so that a caller watching many apps needs
+// no goroutine of its own per app); if Done is closed already, f runs at
+// once on a new goroutine. f may call Wait and Close. Only for an app whose
+// process was spawned (Start or Create succeeded).
+func (a *App) AfterExit(f func()) {
+	a.afterMu.Lock()
+	if a.afterRan {
+		a.afterMu.Unlock()
+		go f()
+		return
+	}
+	a.after = append(a.after, f)
+	a.afterMu.Unlock()
+}
+
+// runAfterExit runs the AfterExit functions, once Done is closed.
+func (a *App) runAfterExit() {
+	a.afterMu.Lock()
+	fs := a.after
+	a.after, a.afterRan = nil, true
+	a.afterMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+}
 
 // Wait waits for the app to exit and describes how it ended.
 func (a *App) Wait() (*Exit, error) {

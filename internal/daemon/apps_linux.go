@@ -191,7 +191,7 @@ func (e *appEntry) running() {
 			e.d.log.Warn("watching memory pressure", "app", e.id, "err", err)
 		}
 	}
-	go e.watch()
+	e.app.AfterExit(e.finish)
 }
 
 // levelDetail names a memory-pressure level without allocating per event.
@@ -207,11 +207,6 @@ func levelDetail(level int) string {
 
 // watch waits for the app to exit, then records how it ended, releases
 // everything it held and reports.
-func (e *appEntry) watch() {
-	<-e.app.Done()
-	e.finish()
-}
-
 // finish runs once per app: exit status, usage, cleanup, events, metrics.
 func (e *appEntry) finish() {
 	e.mu.Lock()
