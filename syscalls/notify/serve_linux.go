@@ -69,7 +69,8 @@ func Continue() Response { return Response{kind: ResultContinued} }
 // the target still waits: an injection the target has no room for, so
 // that the target sees the syscall fail. The handler uses it to take back
 // what it did for a syscall that, as far as the target can tell, failed
-// (e.g. unlink a queue that mq_open created). It is not called when the
+// (e.g. unlink a queue that mq_open created); it runs before the target is
+// told of the failure. It is not called when the
 // target is gone (it was killed during the syscall; nothing is undone, as
 // the kernel would not have undone it either).
 func (r Response) OnFailure(undo func()) Response {
@@ -219,7 +220,6 @@ func (l *Listener) answer(req *Request, resp Response) (Observation, error) {
 		resp = Errno(syscall.ENOSYS) // a zero Response: the handler answered nothing
 	}
 	obs := Observation{Result: resp.kind}
-	undo := false
 	err := l.control(func(fd int) error {
 		switch resp.kind {
 		case ResultInjected:
@@ -229,11 +229,14 @@ func (l *Listener) answer(req *Request, resp Response) (Observation, error) {
 				return err
 			}
 			// Not installed, and the target still waits: it gets
-			// the error (EMFILE at its descriptor limit).
+			// the error (EMFILE at its descriptor limit), after the
+			// effect is undone, so that it never sees a queue it was
+			// told was not opened.
 			obs.Result, obs.Errno = ResultErrno, errno
-			err = syscalls.SeccompNotifRespondError(fd, req.ID, errno)
-			undo = err == nil && resp.undo != nil
-			return err
+			if resp.undo != nil {
+				resp.undo()
+			}
+			return syscalls.SeccompNotifRespondError(fd, req.ID, errno)
 		case ResultErrno:
 			obs.Errno = resp.errno
 			return syscalls.SeccompNotifRespondError(fd, req.ID, resp.errno)
@@ -244,9 +247,6 @@ func (l *Listener) answer(req *Request, resp Response) (Observation, error) {
 		}
 		return fmt.Errorf("notify: unknown response kind %d", resp.kind)
 	})
-	if undo {
-		resp.undo()
-	}
 	switch {
 	case err == nil:
 		return obs, nil
