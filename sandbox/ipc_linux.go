@@ -82,8 +82,8 @@ func (a *App) setupIPC() error {
 		srv.Stop()
 		return <-served
 	})
-	go func() {
-		err := srv.Serve()
+	// The server has no goroutine while the app is idle (server.Conn.Start).
+	srv.Start(func(err error) {
 		switch {
 		case errors.Is(err, server.ErrStopped):
 			err = nil
@@ -95,7 +95,7 @@ func (a *App) setupIPC() error {
 			err = nil
 		}
 		served <- err
-	}()
+	})
 
 	for _, c := range spec.IPC.Channels {
 		fd, err := sess.OpenChannel(c)

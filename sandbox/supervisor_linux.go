@@ -81,6 +81,10 @@ type Supervisor struct {
 
 // NewSupervisor prepares the state dir and starts the spawner thread.
 func NewSupervisor(opts Options) (*Supervisor, error) {
+	// The control channels' idle set lives as long as the process.
+	if err := server.Init(); err != nil {
+		return nil, err
+	}
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}

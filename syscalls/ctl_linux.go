@@ -247,3 +247,20 @@ func deadlineTimespec(deadline time.Time) *unix.Timespec {
 	}
 	return &unix.Timespec{Sec: deadline.Unix(), Nsec: int64(deadline.Nanosecond())}
 }
+
+// Events a control channel is watched for while idle: readable, or the
+// peer hung up; one-shot, re-armed with EpollRearm after each wakeup.
+const ctlIdleEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// EpollWatchOnce adds fd to epfd, to be reported once (by its number) when
+// it is readable or its peer hung up; EpollRearm arms it again.
+func EpollWatchOnce(epfd, fd int) error {
+	ev := unix.EpollEvent{Events: ctlIdleEvents, Fd: int32(fd)}
+	return os.NewSyscallError("epoll_ctl(ADD)", unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev))
+}
+
+// EpollRearm arms a one-shot fd of epfd again (EpollWatchOnce).
+func EpollRearm(epfd, fd int) error {
+	ev := unix.EpollEvent{Events: ctlIdleEvents, Fd: int32(fd)}
+	return os.NewSyscallError("epoll_ctl(MOD)", unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, fd, &ev))
+}

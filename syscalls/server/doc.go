@@ -5,7 +5,9 @@
 // message carrying the results and the descriptors the calls returned.
 //
 // It owns the per-app serving loop: non-blocking reads in Go's netpoller
-// (an idle app costs one parked goroutine and no buffer), one message in
+// while the app makes calls, and an epoll set shared by all channels once
+// it has been quiet for a while (an idle app costs an epoll entry: no
+// goroutine, no buffer), one message in
 // service per app at a time, replies that always fit in one message, the
 // descriptors in flight (closed after sending, on every path), and the
 // defence against hostile input (malformed messages get error replies; an

@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 	os.NewFile(uintptr(fd), "warmup").Close()
 	a.Close()
 	b.Close()
+	if err := server.Init(); err != nil { // the idle set lives as long as the process
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	before := openFDs()
 	code := m.Run()
 	if code == 0 {

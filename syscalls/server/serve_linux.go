@@ -79,7 +79,16 @@ type conn struct {
 	werr     error
 
 	malformed int
+
+	// file is the channel; linger how long loop waits for a next message
+	// before it returns errIdle (0: forever); stopped is set by Stop.
+	file    *os.File
+	linger  time.Duration
+	stopped atomic.Bool
 }
+
+// errIdle: loop returns it when the app has sent nothing for linger.
+var errIdle = errors.New("control channel idle")
 
 // Serve serves the app's end of a control channel, conn, with sess until
 // the app hangs up (it exited: Serve returns nil) or ctx ends (it returns
@@ -101,10 +110,23 @@ func Serve(ctx context.Context, conn *os.File, sess Session, opts Options) error
 
 // Conn is the pinfold end of one app's control channel, ready to serve.
 type Conn struct {
-	f       *os.File
-	c       *conn
-	stopped atomic.Bool
+	f  *os.File
+	fd int32
+	c  *conn
+
+	mu    sync.Mutex
+	state connState
+	done  func(error)
 }
+
+type connState uint8
+
+const (
+	connNew     connState = iota
+	connIdle              // in the idle set, armed, no goroutine
+	connServing           // a goroutine serves it
+	connDone              // finished: closed, done called
+)
 
 // NewConn takes ownership of conn, the pinfold end of an app's control
 // channel (a SOCK_SEQPACKET socket), to be served with sess. A conn
@@ -120,7 +142,35 @@ func NewConn(conn *os.File, sess Session, opts Options) (*Conn, error) {
 		f.Close()
 		return nil, fmt.Errorf("serving control channel: %w", err)
 	}
-	return &Conn{f: f, c: newConn(rc, sess, opts)}, nil
+	c := &Conn{f: f, c: newConn(rc, sess, opts)}
+	_ = rc.Control(func(fd uintptr) { c.fd = int32(fd) })
+	c.c.file = f
+	c.c.linger = opts.linger()
+	return c, nil
+}
+
+// Start serves the channel in the background and calls done once, with
+// what Serve would return, when that ends. While the app sends nothing
+// the channel waits in a set shared by all channels, with no goroutine of
+// its own; a message (or the app hanging up) starts one, which serves
+// until the app has been quiet for Options.Linger. Every failure is
+// reported to done. Call Start or Serve once.
+func (c *Conn) Start(done func(error)) {
+	c.mu.Lock()
+	if c.state == connDone { // stopped before it started
+		c.mu.Unlock()
+		done(ErrStopped)
+		return
+	}
+	c.done, c.state = done, connIdle
+	err := idle.init()
+	if err == nil {
+		err = idle.add(c)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.finish(fmt.Errorf("serving control channel: %w", err))
+	}
 }
 
 // Serve serves the channel until the app hangs up (it exited: Serve
@@ -128,30 +178,89 @@ func NewConn(conn *os.File, sess Session, opts Options) (*Conn, error) {
 // fails. It closes the channel before returning, which the app sees as the
 // end of its channel. An app that sends opts.MaxMalformed malformed
 // messages in a row has its channel closed and Serve returns an error
-// wrapping ErrHostile.
+// wrapping ErrHostile. It is Start, waiting for the end.
 //
-// Serve reads in Go's netpoller: while the app is idle it costs one parked
-// goroutine and holds no buffer. It serves one message at a time, so an app
-// has at most MaxBatch calls in service; what else it sends waits in its
-// own socket buffer. Between messages it yields the processor
-// (runtime.Gosched when the next message is already waiting, parking when
-// it is not), so that an app flooding requests takes turns with the other
-// apps' servers. Call it once.
+// The channel is read in Go's netpoller while the app makes calls, and
+// watched by the idle set (see Start) when it has been quiet for
+// Options.Linger: an idle app costs no goroutine and holds no buffer. It
+// serves one message at a time, so an app has at most MaxBatch calls in
+// service; what else it sends waits in its own socket buffer. Between
+// messages it yields the processor (runtime.Gosched when the next message
+// is already waiting, parking when it is not), so that an app flooding
+// requests takes turns with the other apps' servers.
 func (c *Conn) Serve() error {
-	defer c.f.Close()
-	err := c.c.loop()
-	if c.stopped.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ErrStopped
+	ch := make(chan error, 1)
+	c.Start(func(err error) { ch <- err })
+	return <-ch
+}
+
+// wake is called by the idle set when the channel is ready.
+func (c *Conn) wake() {
+	c.mu.Lock()
+	if c.state != connIdle {
+		c.mu.Unlock()
+		return
 	}
-	return err
+	c.state = connServing
+	c.mu.Unlock()
+	go c.burst()
+}
+
+// burst serves messages until the app is quiet for Linger (then the
+// channel goes back to the idle set) or the channel ends.
+func (c *Conn) burst() {
+	err := c.c.loop()
+	if errors.Is(err, errIdle) {
+		c.mu.Lock()
+		if c.c.stopped.Load() {
+			c.mu.Unlock()
+			c.finish(ErrStopped)
+			return
+		}
+		c.state = connIdle
+		err = idle.rearm(c)
+		c.mu.Unlock()
+		if err == nil {
+			return
+		}
+		err = fmt.Errorf("serving control channel: %w", err)
+	}
+	if c.c.stopped.Load() && (err == nil || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed)) {
+		err = ErrStopped
+	}
+	c.finish(err)
+}
+
+// finish ends the channel once: out of the idle set, closed, done called.
+func (c *Conn) finish(err error) {
+	c.mu.Lock()
+	if c.state == connDone {
+		c.mu.Unlock()
+		return
+	}
+	c.state = connDone
+	c.mu.Unlock()
+	idle.remove(c)
+	c.f.Close()
+	if c.done != nil {
+		c.done(err)
+	}
 }
 
 // Stop makes Serve return ErrStopped at once: a read or write in progress
 // fails, and a message being dispatched is not answered. Safe to call at
 // any time, from any goroutine, more than once.
 func (c *Conn) Stop() {
-	c.stopped.Store(true)
-	_ = c.f.SetDeadline(time.Unix(1, 0)) // fails only once Serve closed f
+	c.c.stopped.Store(true)
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	switch st {
+	case connIdle, connNew:
+		c.finish(ErrStopped)
+	case connServing:
+		_ = c.f.SetDeadline(time.Unix(1, 0)) // fails only once finish closed f
+	}
 }
 
 // pollable returns conn's socket as a non-blocking *os.File registered with
@@ -225,7 +334,17 @@ func newConn(rc syscall.RawConn, sess Session, opts Options) *conn {
 func (c *conn) loop() error {
 	for served := false; ; served = true {
 		c.w, c.eof, c.rerr, c.tries = nil, false, nil, 0
+		if c.linger > 0 {
+			_ = c.file.SetReadDeadline(time.Now().Add(c.linger))
+		}
+		// After the deadline, so that Stop's own deadline cannot be lost.
+		if c.stopped.Load() {
+			return ErrStopped
+		}
 		if err := c.rc.Read(c.readFn); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !c.stopped.Load() {
+				return errIdle
+			}
 			return fmt.Errorf("reading control channel: %w", err)
 		}
 		if served && c.tries == 1 {

@@ -37,6 +37,21 @@ type Options struct {
 	// A message refused as a whole is reported once, as MessageRefused. It must
 	// be quick and should not allocate: it is on every call's path.
 	Observe func(sysno abi.Sysno, errno abi.Errno, d time.Duration)
+	// Linger is how long a channel's server waits in the runtime poller
+	// for the app's next message before the channel goes back to the idle
+	// set and its goroutine ends (see Conn.Start). 0 means DefaultLinger;
+	// negative: never (a goroutine per channel for its whole life).
+	Linger time.Duration
+}
+
+// DefaultLinger is the Linger that Options' zero value means.
+const DefaultLinger = 10 * time.Millisecond
+
+func (o *Options) linger() time.Duration {
+	if o.Linger == 0 {
+		return DefaultLinger
+	}
+	return max(o.Linger, 0)
 }
 
 // MessageRefused is the sysno Options.Observe gets for a message refused as
