@@ -561,14 +561,14 @@ func TestIPCE2EPipe(t *testing.T) {
 			{"pipe_open jobs/kw write", "ok"},
 			{"writeloop jobs/kw", "never"},
 		})
+		w.step(t) // pipe_open (the pipe exists before the reader looks); then it writes until killed
 		r := env.start(t, "reader", pipeReader, []step{
 			{"pipe_open jobs/kw read", "ok"},
 			{"readfull jobs/kw 1048576", "ok"}, // the writer is writing
 			{"wait", "waiting"},
 			{"readall jobs/kw", "ok * bytes"},
 		})
-		w.step(t) // pipe_open; then it writes until killed
-		r.run(t)  // up to wait: a MiB has flowed
+		r.run(t) // up to wait: a MiB has flowed
 		w.kill(t)
 		r.finish(t, 0)
 	})
@@ -578,12 +578,12 @@ func TestIPCE2EPipe(t *testing.T) {
 			{"pipe_open jobs/kr write", "ok"},
 			{"writeloop jobs/kr", "EPIPE"},
 		})
+		w.step(t) // pipe_open (the pipe exists before the reader looks); then it writes until the pipe breaks
 		r := env.start(t, "reader", pipeReader, []step{
 			{"pipe_open jobs/kr read", "ok"},
 			{"readfull jobs/kr 1048576", "ok"},
 			{"sleep jobs/kr", "never"},
 		})
-		w.step(t)    // pipe_open; then it writes until the pipe breaks
 		r.runN(t, 2) // pipe_open, readfull; then it sleeps
 		r.kill(t)
 		w.finish(t, 0)
