@@ -70,8 +70,9 @@ func (a *App) setupIPC() error {
 	}
 	x.ctlApp = theirs
 	x.appFDs = append(x.appFDs, int(theirs.Fd()))
-	srv, err := server.NewConn(ours, sess, a.sup.serverOptions(a))
+	srv, err := server.NewConn(ours, sess, a.sup.serverOptions(a)) // closes ours on failure
 	if err != nil {
+		x.closeAppFDs()
 		return fmt.Errorf("creating the control channel: %w", err)
 	}
 	served := make(chan error, 1)
